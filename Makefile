@@ -1,0 +1,57 @@
+# Two commands do all the set-up on a fresh machine with Python >= 3.11:
+#   make lab    create .venv if missing, install, and open the lessons in JupyterLab
+#   make test   create .venv if missing, install, and run unit tests + notebooks (nbval)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The size CI and the stored notebook outputs use; `make lab` keeps the default.
+TEST_SIZE ?= small
+PYTEST_ARGS ?=
+
+.PHONY: help venv lab test unit notebooks data bench bench-quick clean-data
+
+help:
+	@echo "make lab          set up and open the lessons in JupyterLab (localhost, token on)"
+	@echo "make test         set up and run unit tests and every notebook under nbval"
+	@echo "make unit         unit tests only"
+	@echo "make notebooks    re-execute every notebook in place, as CI does"
+	@echo "make data         generate every lesson dataset into data/"
+	@echo "make bench        run the full benchmark (nima-lessons bench)"
+	@echo "make bench-quick  run the quick benchmark (under a minute)"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+
+test: $(STAMP)
+	NIMA_LESSONS_SIZE=$(TEST_SIZE) $(BIN)/python -m pytest \
+		--nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+		tests notebooks $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	NIMA_LESSONS_SIZE=$(TEST_SIZE) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=600 notebooks/[0-9]*.ipynb
+
+data: $(STAMP)
+	$(BIN)/nima-lessons data all
+
+bench: $(STAMP)
+	$(BIN)/nima-lessons bench --out bench-results
+
+bench-quick: $(STAMP)
+	$(BIN)/nima-lessons bench --quick --out bench-results/quick
+
+clean-data:
+	rm -rf data
