@@ -33,7 +33,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
 
 test: $(STAMP)
-	NIMA_LESSONS_SIZE=$(TEST_SIZE) $(BIN)/python -m pytest \
+	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest \
 		--nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
 		tests notebooks $(PYTEST_ARGS)
 
@@ -41,7 +41,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
-	NIMA_LESSONS_SIZE=$(TEST_SIZE) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=600 notebooks/[0-9]*.ipynb
 
 data: $(STAMP)

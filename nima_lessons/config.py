@@ -126,3 +126,28 @@ def size_preset(name: str | None = None) -> dict[str, object]:
     import copy
 
     return copy.deepcopy(SIZES[size_name(name)])
+
+
+PROGRESS_ENV = "NIMA_LESSONS_PROGRESS"
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Decide whether long operations show a progress bar.
+
+    Parameters
+    ----------
+    progress : bool, optional
+        An explicit choice wins. When omitted, ``$NIMA_LESSONS_PROGRESS``
+        decides (``0``, ``false``, ``no`` or ``off`` turn bars off; the test
+        and notebook-execution targets do so, because a bar's timings differ on
+        every run); bars are on otherwise.
+
+    Returns
+    -------
+    bool
+        Whether to show a progress bar.
+    """
+    if progress is not None:
+        return bool(progress)
+    value = os.environ.get(PROGRESS_ENV, "1").strip().lower()
+    return value not in {"0", "false", "no", "off"}

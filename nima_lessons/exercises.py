@@ -77,3 +77,182 @@ def _as_integer(answer: object, what: str) -> int | Feedback:
         f"{what} must be a whole number, got {answer!r} ({kind}).",
         ("if you computed it with dask, call .compute() or int(...) on the result",),
     )
+
+
+def check_first_uniform_frame(answer: object, stack, tolerance: float = 0) -> Feedback:
+    """Check the index of the first Mandelbrot frame whose pixels are all equal.
+
+    Parameters
+    ----------
+    answer : int
+        The learner's frame index.
+    stack : array-like
+        The zoom stack the question is about (frames along the first axis),
+        e.g. :func:`nima_lessons.synthetic.mandelbrot_stack`.
+    tolerance : float
+        Largest ``max - min`` of a frame still called uniform.
+
+    Returns
+    -------
+    Feedback
+        Correct only for the exact first uniform frame.
+
+    Examples
+    --------
+    >>> frames = np.zeros((100, 2, 2)); frames[:42, 0, 0] = 1
+    >>> check_first_uniform_frame(42, frames).passed
+    True
+    >>> print(check_first_uniform_frame(41, frames))  # doctest: +NORMALIZE_WHITESPACE
+    Not yet: frame 41 is not uniform: its pixels span 0 to 1.
+      hint: the first uniform frame comes later; uniformity, once reached, never goes away
+    """
+    from nima_lessons.synthetic import first_uniform_frame, is_uniform
+
+    if _unanswered(answer):
+        return _not_answered(
+            "`answer` to a frame index",
+            "compute a few frames (stack[i].compute()) and compare their min and max",
+        )
+    index = _as_integer(answer, "the frame index")
+    if isinstance(index, Feedback):
+        return index
+    if not 0 <= index < len(stack):
+        return Feedback(False, f"frame {index} is outside the stack (0 to {len(stack) - 1}).")
+    truth = first_uniform_frame(stack, tolerance).index
+    if index == truth:
+        return Feedback(True, f"frame {index} is the first one whose pixels are all equal.")
+    if index < truth:
+        frame = np.asarray(stack[index])
+        return Feedback(
+            False,
+            f"frame {index} is not uniform: its pixels span {frame.min()} to {frame.max()}.",
+            ("the first uniform frame comes later; uniformity, once reached, never goes away",),
+        )
+    earlier = "uniform" if is_uniform(np.asarray(stack[index - 1]), tolerance) else "not"
+    return Feedback(
+        False,
+        f"frame {index} is uniform, but it is not the first: frame {index - 1} is {earlier} "
+        "uniform and an earlier frame is already flat.",
+        (
+            "look between the last frame that varies and the first that is flat: halve "
+            "that interval until it is one frame wide (a binary search)",
+        ),
+    )
+
+
+def check_overlap_depth(answer: object, func, image, chunks) -> Feedback:
+    """Check the smallest tile overlap that makes a filter artifact-free.
+
+    Parameters
+    ----------
+    answer : int
+        The learner's overlap in pixels.
+    func : callable
+        The per-tile filter (for instance a top-hat background removal).
+    image : numpy.ndarray
+        The image it is applied to.
+    chunks : int or tuple of int
+        The tile size.
+
+    Returns
+    -------
+    Feedback
+        Correct only for the smallest artifact-free overlap; a larger one is
+        reported as wasteful, a smaller one with the error it leaves.
+
+    Examples
+    --------
+    >>> from functools import partial
+    >>> from scipy import ndimage
+    >>> image = np.random.default_rng(0).random((60, 60))
+    >>> tophat = partial(ndimage.white_tophat, size=5)
+    >>> check_overlap_depth(4, tophat, image, 20).passed
+    True
+    """
+    from nima_lessons.tiling import minimal_overlap, tile_error
+
+    if _unanswered(answer):
+        return _not_answered(
+            "`answer` to an overlap in pixels",
+            "measure tile_error(func, image, chunks, depth) for a few depths",
+        )
+    depth = _as_integer(answer, "the overlap")
+    if isinstance(depth, Feedback):
+        return depth
+    if depth < 0:
+        return Feedback(False, f"an overlap cannot be negative (got {depth}).")
+    needed = minimal_overlap(func, image, chunks)
+    if depth == needed:
+        return Feedback(True, f"with {depth} px of overlap the tiles reproduce the whole image exactly.")
+    if depth > needed:
+        return Feedback(
+            False,
+            f"{depth} px is artifact-free, but a smaller overlap is too, and every extra "
+            "pixel of margin is read and filtered again in each tile.",
+            ("try smaller depths until an error appears; the answer is the last clean one",),
+        )
+    error = tile_error(func, image, chunks, depth)
+    return Feedback(
+        False,
+        f"with {depth} px the tiles still differ from the whole image: max error "
+        f"{error.max_abs_error:.3g} on {error.fraction_differing:.1%} of the pixels.",
+        (
+            "each output pixel depends on every input pixel its filter can reach; for a "
+            "filter applied in two passes (erosion then dilation), the reaches add up",
+        ),
+    )
+
+
+def check_tiled_count(answer: object, image, whole_image_count: int | None = None) -> Feedback:
+    """Check a nuclei count computed tile by tile against the whole-image count.
+
+    Parameters
+    ----------
+    answer : int
+        The learner's tiled count.
+    image : array-like
+        The nuclei image (numpy or dask); used for the reference count when
+        ``whole_image_count`` is not given.
+    whole_image_count : int, optional
+        The reference, when it is already known (avoids recounting).
+
+    Returns
+    -------
+    Feedback
+        Correct when the tiled count equals the whole-image count.
+
+    Examples
+    --------
+    >>> check_tiled_count(12, None, whole_image_count=12).passed
+    True
+    """
+    from nima_lessons.counting import count_nuclei
+
+    if _unanswered(answer):
+        return _not_answered(
+            "`answer` to your tiled count",
+            "start from count_tiled(image, 'naive') and see how far off it is",
+        )
+    count = _as_integer(answer, "the count")
+    if isinstance(count, Feedback):
+        return count
+    if whole_image_count is None:
+        whole_image_count = count_nuclei(np.asarray(image))
+    error = count - int(whole_image_count)
+    if error == 0:
+        return Feedback(True, f"{count} nuclei, exactly the whole-image count.")
+    if error > 0:
+        return Feedback(
+            False,
+            f"{count} is {error} too many: nuclei cut by tile borders are counted once per tile.",
+            (
+                "count an object only in the tile that holds its centroid (overlap the "
+                "tiles by at least one nucleus diameter), or label across tiles first",
+            ),
+        )
+    return Feedback(
+        False,
+        f"{count} is {-error} too few: some nuclei were dropped, e.g. all border-touching "
+        "objects were discarded, including those no other tile counts.",
+        ("an exact rule must assign every nucleus to exactly one tile",),
+    )

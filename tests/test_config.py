@@ -41,3 +41,13 @@ def test_preset_is_a_copy():
     preset = config.size_preset("small")
     preset["timelapse"]["n_t"] = -1
     assert config.SIZES["small"]["timelapse"]["n_t"] != -1
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("0", False), ("off", False), ("No", False), ("1", True), ("", True)]
+)
+def test_progress_follows_environment(monkeypatch, setting, expected):
+    monkeypatch.setenv(config.PROGRESS_ENV, setting)
+    assert config.progress_enabled() is expected
+    assert config.progress_enabled(True) is True
+    assert config.progress_enabled(False) is False

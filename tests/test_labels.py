@@ -1,0 +1,222 @@
+"""Tiled connected components against scipy.ndimage.label on the whole image.
+
+Same labels, same numbers, same count: random masks of several densities with uneven chunks,
+2-D and 3-D, every connectivity, objects crossing many chunks, empty and full masks.
+"""
+
+from __future__ import annotations
+
+import doctest
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from dask.callbacks import Callback
+from dask.core import get_dependencies
+
+import nima_lessons.labels
+from nima_lessons.labels import label, label_structure
+
+UNEVEN_2D = ((7, 30, 1, 25, 17), (13, 2, 40, 25))  # shape (80, 80)
+UNEVEN_3D = ((5, 9, 1, 7), (3, 10, 11), (12, 1, 6, 5))  # shape (22, 24, 24)
+
+
+def scipy_labels(mask: np.ndarray, connectivity: int):
+    structure = ndi.generate_binary_structure(mask.ndim, connectivity)
+    return ndi.label(mask, structure=structure)
+
+
+def assert_same_as_scipy(mask: np.ndarray, chunks, connectivity: int) -> None:
+    expected, expected_n = scipy_labels(mask, connectivity)
+    labels, n = label(da.from_array(mask, chunks=chunks), connectivity=connectivity)
+    got, got_n = dask.compute(labels, n)
+    assert int(got_n) == expected_n
+    assert got.dtype == np.int32
+    assert labels.chunks == da.from_array(mask, chunks=chunks).chunks
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("density", [0.2, 0.45, 0.6, 0.8])
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_random_2d_masks_with_uneven_chunks(density, connectivity):
+    mask = np.random.default_rng(int(density * 100)).random((80, 80)) < density
+    assert_same_as_scipy(mask, UNEVEN_2D, connectivity)
+
+
+@pytest.mark.parametrize("density", [0.15, 0.3, 0.5])
+@pytest.mark.parametrize("connectivity", [1, 2, 3])
+def test_random_3d_masks_with_uneven_chunks(density, connectivity):
+    mask = np.random.default_rng(int(density * 100)).random((22, 24, 24)) < density
+    assert_same_as_scipy(mask, UNEVEN_3D, connectivity)
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+def test_blobs_crossing_chunk_borders(connectivity):
+    noise = np.random.default_rng(3).random((150, 170))
+    mask = ndi.gaussian_filter(noise, 2.5) > 0.5
+    assert_same_as_scipy(mask, (23, 31), connectivity)
+
+
+def square_spiral(size: int) -> np.ndarray:
+    """A one-pixel-wide square spiral with one-pixel gaps: a single long object."""
+    mask = np.zeros((size, size), dtype=bool)
+
+    def inside(y, x):
+        return 0 <= y < size and 0 <= x < size
+
+    def can_step(y, x, dy, dx):
+        # Step only if the next cell is free and the one after it too, which
+        # keeps a gap between successive turns of the spiral.
+        if not inside(y + dy, x + dx) or mask[y + dy, x + dx]:
+            return False
+        return not (inside(y + 2 * dy, x + 2 * dx) and mask[y + 2 * dy, x + 2 * dx])
+
+    y = x = 0
+    mask[y, x] = True
+    directions = [(0, 1), (1, 0), (0, -1), (-1, 0)]
+    heading, idle_turns = 0, 0
+    while idle_turns < 2:
+        dy, dx = directions[heading]
+        steps = 0
+        while can_step(y, x, dy, dx):
+            y, x = y + dy, x + dx
+            mask[y, x] = True
+            steps += 1
+        idle_turns = idle_turns + 1 if steps == 0 else 0
+        heading = (heading + 1) % 4
+    return mask
+
+
+def diagonal_snake(size: int) -> np.ndarray:
+    """A staircase of diagonal steps: one object with full connectivity only."""
+    mask = np.zeros((size, size), dtype=bool)
+    for row in range(size):
+        column = row if (row // 20) % 2 == 0 else size - 1 - row
+        mask[row, column] = True
+    return mask
+
+
+def test_spiral_spanning_many_chunks():
+    spiral = square_spiral(97)
+    assert spiral.sum() > 4000  # long: it winds through every chunk below
+    assert scipy_labels(spiral, 1)[1] == scipy_labels(spiral, 2)[1] == 1
+    for chunks in [(8, 8), (13, 5), ((40, 1, 56), (3, 90, 4))]:
+        for connectivity in (1, 2):
+            assert_same_as_scipy(spiral, chunks, connectivity)
+
+
+def test_boustrophedon_snake_spanning_every_chunk():
+    snake = np.zeros((60, 60), dtype=bool)
+    snake[::2] = True
+    snake[1::4, -1] = True
+    snake[3::4, 0] = True
+    assert scipy_labels(snake, 1)[1] == 1
+    assert_same_as_scipy(snake, (7, 11), 1)
+    assert_same_as_scipy(snake, (1, 60), 2)
+
+
+def test_diagonal_steps_join_only_with_full_connectivity():
+    snake = diagonal_snake(90)
+    assert scipy_labels(snake, 1)[1] == snake.sum()
+    assert scipy_labels(snake, 2)[1] < 10
+    for connectivity in (1, 2):
+        assert_same_as_scipy(snake, (9, 9), connectivity)
+
+
+def test_corner_contact_between_diagonal_chunks_3d():
+    mask = np.zeros((8, 8, 8), dtype=bool)
+    mask[3, 3, 3] = mask[4, 4, 4] = True  # touch across a corner of 8 chunks
+    mask[3, 3, 6] = mask[4, 4, 6] = True  # touch across an edge
+    for connectivity in (1, 2, 3):
+        assert_same_as_scipy(mask, 4, connectivity)
+
+
+def test_3d_helix_across_chunks():
+    mask = np.zeros((30, 40, 40), dtype=bool)
+    angle = np.linspace(0, 6 * np.pi, 600)
+    z = np.round(np.linspace(0, 29, 600)).astype(int)
+    y = np.round(19.5 + 15 * np.sin(angle)).astype(int)
+    x = np.round(19.5 + 15 * np.cos(angle)).astype(int)
+    mask[z, y, x] = True
+    for connectivity in (1, 2, 3):
+        assert_same_as_scipy(mask, (7, 9, 11), connectivity)
+
+
+@pytest.mark.parametrize("fill", [False, True])
+@pytest.mark.parametrize("shape, chunks", [((40, 50), (9, 13)), ((10, 12, 14), (3, 5, 4))])
+def test_empty_and_full_masks(fill, shape, chunks):
+    mask = np.full(shape, fill)
+    for connectivity in range(1, len(shape) + 1):
+        assert_same_as_scipy(mask, chunks, connectivity)
+
+
+def test_one_dimensional_and_single_chunk_masks():
+    mask = np.random.default_rng(0).random(300) < 0.5
+    assert_same_as_scipy(mask, 17, 1)
+    assert_same_as_scipy(mask, 300, 1)
+    grid = np.random.default_rng(1).random((30, 40)) < 0.5
+    assert_same_as_scipy(grid, (30, 40), 2)
+
+
+def test_single_pixel_chunks():
+    mask = np.random.default_rng(2).random((12, 10)) < 0.55
+    for connectivity in (1, 2):
+        assert_same_as_scipy(mask, 1, connectivity)
+
+
+def test_numpy_input_non_boolean_mask_and_zero_length_chunks():
+    values = np.random.default_rng(4).integers(0, 3, size=(40, 30))
+    labels, n = label(values, connectivity=2)
+    expected, expected_n = scipy_labels(values > 0, 2)
+    np.testing.assert_array_equal(labels.compute(), expected)
+    assert int(n) == expected_n
+    with_empty = da.from_array(values > 0, chunks=((10, 0, 30), (15, 0, 15)))
+    np.testing.assert_array_equal(label(with_empty, 2)[0].compute(), expected)
+
+
+def test_count_is_lazy_and_blocks_are_labelled_once():
+    mask = np.random.default_rng(5).random((50, 50)) < 0.5
+    labels, n = label(da.from_array(mask, chunks=20))
+    assert isinstance(n, da.Array) and n.shape == () and n.dtype == np.int64
+    ran = []
+    with Callback(posttask=lambda key, *_: ran.append(key)):
+        got, got_n = dask.compute(labels, n, scheduler="synchronous")
+    local_runs = [key for key in ran if key[0].startswith("label-local")]
+    assert len(local_runs) == labels.npartitions == 9
+    assert int(got_n) == ndi.label(mask)[1]
+
+
+def test_no_task_reads_more_than_one_block_of_labels():
+    mask = np.random.default_rng(6).random((64, 64)) < 0.5
+    labels, n = label(da.from_array(mask, chunks=16), connectivity=2)
+    graph = dict(labels.__dask_graph__())
+    local_keys = {key for key in graph if key[0].startswith("label-local")}
+    assert len(local_keys) == 16
+    for key in graph:
+        assert len(get_dependencies(graph, key) & local_keys) <= 1, key
+
+
+@pytest.mark.parametrize("connectivity", [0, 3, 1.5, True])
+def test_invalid_connectivity_is_rejected(connectivity):
+    with pytest.raises(ValueError, match="connectivity"):
+        label(da.zeros((4, 4), dtype=bool, chunks=2), connectivity=connectivity)
+
+
+def test_non_array_mask_is_rejected():
+    with pytest.raises(TypeError, match="mask"):
+        label([[True, False]])
+
+
+def test_structure_matches_scipy():
+    for ndim in (1, 2, 3):
+        for connectivity in range(1, ndim + 1):
+            np.testing.assert_array_equal(
+                label_structure(ndim, connectivity),
+                ndi.generate_binary_structure(ndim, connectivity),
+            )
+
+
+def test_docstring_examples():
+    assert doctest.testmod(nima_lessons.labels).failed == 0
