@@ -1,0 +1,130 @@
+"""Flat-field (shading) correction: subtract the dark frame, divide by the flat.
+
+Dark and flat frames become dask arrays with one chunk per channel, so each is a
+single graph key however many planes use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from nima_lessons.pipeline._lift import apply_per_plane, check_dims, is_lazy
+
+
+def shading_plane(plane: np.ndarray, dark: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Return ``(plane - dark) / flat`` clipped at 0, in float.
+
+    Pixels where ``flat`` is not positive give 0 rather than inf or NaN.
+
+    Examples
+    --------
+    >>> shading_plane(np.array([[10, 3]]), np.array([[2, 5]]), np.array([[2.0, 1.0]]))
+    array([[4., 0.]])
+    """
+    dtype = np.result_type(plane.dtype, dark.dtype, flat.dtype, np.float32)
+    corrected = np.subtract(plane, dark, dtype=dtype)
+    np.divide(corrected, flat, out=corrected, where=flat > 0)
+    corrected[~(flat > 0)] = 0
+    return np.maximum(corrected, 0, out=corrected)
+
+
+def as_constant(frame, im: xr.DataArray, name: str) -> xr.DataArray:
+    """Turn a dark or flat frame into a (C, Y, X) or (Y, X) DataArray matching ``im``.
+
+    Parameters
+    ----------
+    frame : array-like or xarray.DataArray
+        (Y, X) frame shared by all channels, or (C, Y, X) with one frame per
+        channel (a DataArray with a C coordinate is aligned to ``im`` by
+        channel name).
+    im : xarray.DataArray
+        The image it corrects.
+    name : str
+        ``"dark"`` or ``"flat"``, for error messages.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dask-backed with one chunk per channel when ``im`` is lazy.
+
+    Raises
+    ------
+    ValueError
+        If the shape does not match ``im``'s Y, X (and C), or channel names
+        of ``im`` are missing from ``frame``.
+    """
+    if not isinstance(frame, xr.DataArray):
+        array = np.asarray(frame)
+        dims = {2: ("Y", "X"), 3: ("C", "Y", "X")}.get(array.ndim)
+        if dims is None:
+            raise ValueError(f"{name} must be 2-D (Y, X) or 3-D (C, Y, X), got shape {array.shape}")
+        frame = xr.DataArray(array, dims=dims)
+    check_dims(frame, name)
+    extra = set(frame.dims) - {"C", "Y", "X"}
+    if extra:
+        raise ValueError(f"{name} may only have dims (C, Y, X), got {frame.dims}")
+    for dim in ("Y", "X"):
+        if frame.sizes[dim] != im.sizes[dim]:
+            raise ValueError(
+                f"{name} has {dim} size {frame.sizes[dim]} but the image has {im.sizes[dim]}"
+            )
+    if "C" in frame.dims:
+        frame = _align_channels(frame, im, name)
+    frame = frame.transpose(*[d for d in ("C", "Y", "X") if d in frame.dims])
+    if is_lazy(im):
+        frame = frame.chunk({dim: (1 if dim == "C" else -1) for dim in frame.dims})
+    return frame
+
+
+def _align_channels(frame: xr.DataArray, im: xr.DataArray, name: str) -> xr.DataArray:
+    if "C" not in im.dims:
+        raise ValueError(f"{name} has a C dim but the image has none")
+    if "C" in frame.coords and "C" in im.coords:
+        wanted = im.coords["C"].values.tolist()
+        available = frame.coords["C"].values.tolist()
+        missing = [c for c in wanted if c not in available]
+        if missing:
+            raise ValueError(
+                f"{name} has no frame for channels {missing}; it has {available}"
+            )
+        return frame.sel(C=wanted)
+    if frame.sizes["C"] != im.sizes["C"]:
+        raise ValueError(
+            f"{name} has {frame.sizes['C']} channels but the image has {im.sizes['C']}"
+        )
+    if "C" in im.coords:
+        frame = frame.assign_coords(C=im.coords["C"].values)
+    return frame
+
+
+def shading(im: xr.DataArray, dark, flat) -> xr.DataArray:
+    """Correct uneven illumination: ``(im - dark) / flat``, clipped at 0.
+
+    Parameters
+    ----------
+    im : xarray.DataArray
+        Image with dims including ("Y", "X"), usually (T, C, Z, Y, X).
+    dark, flat : array-like or xarray.DataArray
+        Dark-current frame and flat field (mean about 1), (Y, X) for all
+        channels or (C, Y, X) per channel; see :func:`as_constant`.
+
+    Returns
+    -------
+    xarray.DataArray
+        Float image (float32 for integer images and float32 frames, float64
+        otherwise), same dims and coordinates, lazy if ``im`` is.
+
+    Examples
+    --------
+    >>> im = xr.DataArray(np.full((1, 2, 1, 2, 2), 12, np.uint16), dims=("T", "C", "Z", "Y", "X"))
+    >>> out = shading(im, dark=np.full((2, 2), 2.0), flat=np.full((2, 2, 2), 2.0))
+    >>> float(out.max())
+    5.0
+    """
+    check_dims(im, "im")
+    dark = as_constant(dark, im, "dark")
+    flat = as_constant(flat, im, "flat")
+    dtype = np.result_type(im.dtype, dark.dtype, flat.dtype, np.float32)
+    result = apply_per_plane(shading_plane, im, dark, flat, output_dtype=dtype, name="im")
+    return result.transpose(*im.dims).rename("image")

@@ -1,0 +1,188 @@
+"""The exact median: bit-identical to scipy.ndimage.median_filter, plane by plane."""
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import xarray as xr
+
+from nima_lessons.pipeline import PlaneRechunkWarning, make_footprint, median, median_plane
+from nima_lessons.pipeline._median import _cross_median, _square_median
+
+SHAPES = [(1, 1), (1, 9), (9, 1), (2, 2), (2, 3), (3, 2), (5, 7), (8, 8), (31, 17)]
+KERNEL_DTYPES = [
+    "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
+    "float32", "float64",
+]  # fmt: skip
+
+
+def scipy_median(plane, footprint, radius):
+    return ndi.median_filter(plane, footprint=make_footprint(footprint, radius), mode="reflect")
+
+
+def random_plane(rng, shape, dtype, n_values=None):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        values = rng.normal(0.0, 100.0, shape)
+        if n_values:  # many ties
+            values = np.round(values / 100.0 * n_values)
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    low, high = (0, n_values) if n_values else (max(info.min, -(2**40)), min(info.max, 2**40))
+    return rng.integers(low, high, shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", KERNEL_DTYPES)
+@pytest.mark.parametrize("footprint", ["disk", "square"])
+def test_radius_one_kernels_equal_scipy_for_every_shape(dtype, footprint):
+    rng = np.random.default_rng(abs(hash((dtype, footprint))) % 2**32)
+    for shape in SHAPES:
+        for n_values in (None, 3):
+            plane = random_plane(rng, shape, dtype, n_values)
+            result = median_plane(plane, footprint, 1)
+            expected = scipy_median(plane, footprint, 1)
+            assert result.dtype == expected.dtype
+            np.testing.assert_array_equal(result, expected, err_msg=f"{shape} {n_values}")
+
+
+def test_kernels_are_bit_identical_on_large_float_planes():
+    rng = np.random.default_rng(1)
+    plane = rng.random((257, 300))
+    for footprint in ("disk", "square"):
+        result = median_plane(plane, footprint, 1)
+        assert result.tobytes() == scipy_median(plane, footprint, 1).tobytes()
+
+
+def test_infinities_are_ordered_like_scipy():
+    rng = np.random.default_rng(2)
+    plane = rng.normal(size=(20, 20))
+    plane[rng.random(plane.shape) < 0.2] = np.inf
+    plane[rng.random(plane.shape) < 0.2] = -np.inf
+    for footprint in ("disk", "square"):
+        np.testing.assert_array_equal(
+            median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1)
+        )
+
+
+def test_nan_planes_fall_back_to_scipy():
+    rng = np.random.default_rng(3)
+    plane = rng.normal(size=(15, 12))
+    plane[rng.random(plane.shape) < 0.1] = np.nan
+    for footprint in ("disk", "square"):
+        np.testing.assert_array_equal(
+            median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1)
+        )
+
+
+@pytest.mark.parametrize(("footprint", "radius"), [("disk", 2), ("disk", 3), ("square", 2)])
+def test_other_footprints_equal_scipy(footprint, radius):
+    plane = np.random.default_rng(4).integers(0, 1000, (23, 19)).astype(np.uint16)
+    np.testing.assert_array_equal(
+        median_plane(plane, footprint, radius), scipy_median(plane, footprint, radius)
+    )
+
+
+def test_bool_planes_equal_scipy():
+    plane = np.random.default_rng(5).random((11, 13)) > 0.5
+    result = median_plane(plane, "disk", 1)
+    assert result.dtype == bool
+    np.testing.assert_array_equal(result, scipy_median(plane, "disk", 1))
+
+
+def test_float16_planes_equal_scipy_on_the_exact_float32_values():
+    plane = np.random.default_rng(5).normal(size=(11, 13)).astype(np.float16)
+    result = median_plane(plane, "square", 1)
+    assert result.dtype == np.float16
+    expected = scipy_median(plane.astype(np.float32), "square", 1).astype(np.float16)
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_radius_zero_and_views():
+    plane = np.random.default_rng(6).random((12, 10))
+    np.testing.assert_array_equal(median_plane(plane, "disk", 0), plane)
+    view = plane[::2, ::-1]
+    np.testing.assert_array_equal(median_plane(view, "square", 1), scipy_median(view, "square", 1))
+
+
+def test_footprints_match_skimage_shapes():
+    from skimage.morphology import disk
+
+    for radius in range(4):
+        np.testing.assert_array_equal(make_footprint("disk", radius), disk(radius).astype(bool))
+    assert make_footprint("square", 2).shape == (5, 5)
+
+
+def test_kernels_release_the_gil():
+    assert _cross_median.targetoptions["nogil"]
+    assert _square_median.targetoptions["nogil"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"footprint": "ball"}, "footprint"),
+        ({"radius": -1}, "radius"),
+        ({"radius": 1.5}, "radius"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        median_plane(np.zeros((3, 3)), **kwargs)
+
+
+def test_plane_must_be_two_dimensional():
+    with pytest.raises(ValueError, match="2-D"):
+        median_plane(np.zeros((2, 3, 3)))
+
+
+def image_4d(rng):
+    data = rng.integers(0, 4000, (2, 3, 16, 20)).astype(np.uint16)
+    return xr.DataArray(data, dims=("T", "C", "Y", "X"), coords={"C": ["G", "R", "C"]})
+
+
+def test_lazy_median_equals_scipy_on_each_plane():
+    im = image_4d(np.random.default_rng(7))
+    lazy = median(im.chunk({"T": 1, "C": 1}), "disk", 1)
+    assert isinstance(lazy.data, da.Array)
+    assert lazy.dims == im.dims and lazy.dtype == im.dtype
+    assert lazy.chunks == ((1, 1), (1, 1, 1), (16,), (20,))
+    result = lazy.compute()
+    for t in range(2):
+        for c in range(3):
+            expected = scipy_median(im.values[t, c], "disk", 1)
+            np.testing.assert_array_equal(result.values[t, c], expected)
+    assert list(result.C.values) == ["G", "R", "C"]
+
+
+def test_eager_median_stays_in_numpy():
+    im = image_4d(np.random.default_rng(8))
+    result = median(im, "square", 1)
+    assert isinstance(result.data, np.ndarray)
+    np.testing.assert_array_equal(result.values[1, 2], scipy_median(im.values[1, 2], "square", 1))
+
+
+def test_split_planes_are_merged_with_a_warning_and_no_tile_artefacts():
+    im = image_4d(np.random.default_rng(9))
+    tiled = im.chunk({"T": 1, "C": 1, "Y": 5, "X": 7})
+    with pytest.warns(PlaneRechunkWarning, match="Y"):
+        lazy = median(tiled, "disk", 1)
+    assert lazy.chunks[2:] == ((16,), (20,))
+    expected = scipy_median(im.values[0, 1], "disk", 1)
+    np.testing.assert_array_equal(lazy.values[0, 1], expected)
+
+
+def test_dim_order_is_kept():
+    im = image_4d(np.random.default_rng(11)).transpose("Y", "T", "X", "C")
+    result = median(im.chunk({"T": 1, "C": 1}))
+    assert result.dims == ("Y", "T", "X", "C")
+    expected = scipy_median(im.values[:, 1, :, 2], "disk", 1)
+    np.testing.assert_array_equal(result.values[:, 1, :, 2], expected)
+
+
+def test_whole_planes_give_no_warning():
+    im = image_4d(np.random.default_rng(10)).chunk({"T": 1, "C": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        median(im)

@@ -1,0 +1,76 @@
+"""Shading correction against the plain numpy formula."""
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from nima_lessons.pipeline import shading
+from nima_lessons.pipeline._shading import as_constant
+
+DIMS = ("T", "C", "Z", "Y", "X")
+
+
+def make_image(rng, shape=(2, 3, 1, 8, 9)):
+    data = rng.integers(0, 3000, shape).astype(np.uint16)
+    return xr.DataArray(data, dims=DIMS, coords={"C": ["G", "R", "C"]})
+
+
+def test_per_channel_frames_match_the_formula():
+    rng = np.random.default_rng(0)
+    im = make_image(rng)
+    dark = rng.uniform(90, 110, (3, 8, 9)).astype(np.float32)
+    flat = rng.uniform(0.7, 1.3, (3, 8, 9)).astype(np.float32)
+    result = shading(im.chunk({"T": 1, "C": 1}), dark, flat)
+    assert isinstance(result.data, da.Array)
+    assert result.dims == DIMS and result.dtype == np.float32
+    corrected = (im.values.astype(np.float32) - dark[None, :, None]) / flat[None, :, None]
+    expected = np.clip(corrected, 0, None)
+    np.testing.assert_allclose(result.values, expected, rtol=1e-6)
+    assert (result.values >= 0).all()
+
+
+def test_shared_frame_and_named_channels_are_aligned():
+    rng = np.random.default_rng(1)
+    im = make_image(rng)
+    dark = np.full((8, 9), 100.0)
+    flat_values = rng.uniform(0.5, 1.5, (3, 8, 9))
+    # Given in another channel order: aligned by name, not by position.
+    flat = xr.DataArray(flat_values[::-1], dims=("C", "Y", "X"), coords={"C": ["C", "R", "G"]})
+    result = shading(im, dark, flat)
+    expected = np.clip((im.values - 100.0) / flat_values[None, :, None], 0, None)
+    np.testing.assert_allclose(result.values, expected)
+    assert result.dtype == np.float64
+
+
+def test_non_positive_flat_gives_zero():
+    im = make_image(np.random.default_rng(2))
+    flat = np.ones((3, 8, 9))
+    flat[1, 2, 3] = 0
+    result = shading(im, np.zeros((8, 9)), flat)
+    assert (result.values[:, 1, :, 2, 3] == 0).all()
+    assert np.isfinite(result.values).all()
+
+
+def test_frames_become_one_chunk_per_channel():
+    im = make_image(np.random.default_rng(3)).chunk({"T": 1, "C": 1})
+    frame = as_constant(np.ones((3, 8, 9)), im, "flat")
+    assert frame.chunks == ((1, 1, 1), (8,), (9,))
+
+
+@pytest.mark.parametrize(
+    ("dark", "message"),
+    [
+        (np.zeros((8, 10)), "dark has X size 10"),
+        (np.zeros((2, 8, 9)), "dark has 2 channels"),
+        (np.zeros((1, 1, 8, 9)), "dark must be 2-D"),
+        (
+            xr.DataArray(np.zeros((1, 8, 9)), dims=("C", "Y", "X"), coords={"C": ["G"]}),
+            r"\['R', 'C'\]",
+        ),
+    ],
+)
+def test_bad_frames_are_explained(dark, message):
+    im = make_image(np.random.default_rng(4))
+    with pytest.raises(ValueError, match=message):
+        shading(im, dark, np.ones((8, 9)))
