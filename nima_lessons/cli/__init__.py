@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"nima-lessons {args.command}: error: {error}", file=sys.stderr)
         return 2
 
