@@ -34,11 +34,11 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest \
-		--nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
-		tests notebooks $(PYTEST_ARGS)
+		--doctest-modules --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+		nima_lessons tests notebooks $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest --doctest-modules nima_lessons tests $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
 	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \

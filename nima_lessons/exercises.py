@@ -99,7 +99,7 @@ def check_first_uniform_frame(answer: object, stack, tolerance: float = 0) -> Fe
 
     Examples
     --------
-    >>> frames = np.zeros((100, 2, 2)); frames[:42, 0, 0] = 1
+    >>> frames = np.zeros((100, 2, 2), dtype=int); frames[:42, 0, 0] = 1
     >>> check_first_uniform_frame(42, frames).passed
     True
     >>> print(check_first_uniform_frame(41, frames))  # doctest: +NORMALIZE_WHITESPACE
