@@ -526,6 +526,23 @@ def lazy_imread(pattern: str | os.PathLike) -> da.Array:
 def imread_dask_image(pattern: str | os.PathLike) -> da.Array:
     """Read a file pattern with ``dask_image.imread.imread`` (one chunk per frame).
 
+    dask-image reads through pims, which treats every file as a sequence of 2D
+    frames: it is right for a pattern of 2D files or for one multi-page file,
+    but on a folder of 3D (Z, Y, X) files each chunk delivers only the first
+    page of its file, and a file of 3 or 4 planes is taken for colour channels.
+    Use :func:`lazy_imread`, :func:`imread_dask` or :func:`read_image` for
+    3D files.
+
+    Parameters
+    ----------
+    pattern : str or path-like
+        A glob pattern or a single file.
+
+    Returns
+    -------
+    dask.array.Array
+        Frames stacked along the first axis.
+
     Raises
     ------
     FileNotFoundError

@@ -1,7 +1,48 @@
-"""Placeholder for the `nima-lessons bench` subcommand (replaced by its owner)."""
+"""The ``nima-lessons bench`` subcommand: measure the lessons' performance claims on this machine.
+
+Writes ``results.json``, ``results.md`` and one PNG per case into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nima_lessons.bench import CASES
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser("bench", help="(not available yet)")
-    parser.set_defaults(func=lambda args: (_ for _ in ()).throw(NotImplementedError("bench")))
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Attach ``bench`` to the ``nima-lessons`` subcommands."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure every performance claim: ours against the anchors, on this machine",
+        description="Run the benchmark cases (the nima table, lazy stacks, tiled labelling, "
+        "streaming, overlap cost, schedulers), each comparing the established way with "
+        "nima_lessons in the same run, and write results.json, results.md and plots.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, under a minute (what CI runs)")
+    parser.add_argument("--case", dest="cases", action="append", metavar="NAME", choices=CASES,
+                        help=f"run only this case (repeatable): {', '.join(CASES)}")
+    parser.add_argument("--out", default="bench-results", metavar="DIR",
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, metavar="N",
+                        help="timed repeats per figure (default: each case's own)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier run in --out")
+    parser.set_defaults(func=run)
     return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the selected cases; return 1 if one of them failed, else 0."""
+    from nima_lessons.bench import run_benchmarks
+
+    results = run_benchmarks(
+        cases=args.cases, quick=args.quick, out=args.out, repeats=args.repeats,
+        progress=True, overwrite=args.overwrite,
+    )
+    failed = [name for name, case in results["cases"].items() if case.get("error")]
+    for name in failed:
+        print(f"nima-lessons bench: case {name} failed: {results['cases'][name]['error']}")
+    print(f"results: {results['files']['markdown']} and {results['files']['json']}")
+    return 1 if failed else 0
