@@ -19,16 +19,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "streaming, overlap cost, schedulers), each comparing the established way with "
         "nima_lessons in the same run, and write results.json, results.md and plots.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, under a minute (what CI runs)")
-    parser.add_argument("--case", dest="cases", action="append", metavar="NAME", choices=CASES,
-                        help=f"run only this case (repeatable): {', '.join(CASES)}")
-    parser.add_argument("--out", default="bench-results", metavar="DIR",
-                        help="output folder (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, metavar="N",
-                        help="timed repeats per figure (default: each case's own)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the results of an earlier run in --out")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, under a minute (what CI runs)"
+    )
+    parser.add_argument(
+        "--case",
+        dest="cases",
+        action="append",
+        metavar="NAME",
+        choices=CASES,
+        help=f"run only this case (repeatable): {', '.join(CASES)}",
+    )
+    parser.add_argument(
+        "--out", default="bench-results", metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="timed repeats per figure (default: each case's own)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -38,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from nima_lessons.bench import run_benchmarks
 
     results = run_benchmarks(
-        cases=args.cases, quick=args.quick, out=args.out, repeats=args.repeats,
-        progress=True, overwrite=args.overwrite,
+        cases=args.cases,
+        quick=args.quick,
+        out=args.out,
+        repeats=args.repeats,
+        progress=True,
+        overwrite=args.overwrite,
     )
     failed = [name for name, case in results["cases"].items() if case.get("error")]
     for name in failed:

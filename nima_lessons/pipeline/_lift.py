@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -80,6 +81,35 @@ def _loop_planes(func: Callable, n_core: int, kwargs: dict):
     return looped
 
 
+def _block_lifter(looped: Callable, n_core: int, keep_core: bool, dtype) -> Callable:
+    """Wrap ``looped`` so that dask inputs are mapped block by block, without copies.
+
+    The inputs arrive from ``apply_ufunc(dask="allowed")`` with the core dims
+    last and length-1 axes for broadcast dims; every core dim is one chunk.
+    """
+
+    def lifted(*arrays):
+        if not any(isinstance(array, da.Array) for array in arrays):
+            return looped(*arrays)
+        ndim = max(array.ndim for array in arrays)
+        lead = ndim - n_core
+        # A numpy input becomes one chunk; map_blocks splits it to match.
+        blocks = [
+            array if isinstance(array, da.Array) else da.from_array(array, chunks=-1)
+            for array in arrays
+        ]
+        drop = [] if keep_core else list(range(lead, ndim))
+        return da.map_blocks(
+            looped,
+            *blocks,
+            dtype=dtype,
+            drop_axis=drop,
+            meta=np.empty((0,) * (ndim - len(drop)), dtype=dtype),
+        )
+
+    return lifted
+
+
 def apply_per_plane(
     func: Callable,
     im: xr.DataArray,
@@ -129,16 +159,29 @@ def apply_per_plane(
     looped = _loop_planes(func, len(core_dims), kwargs or {})
     dtype = np.dtype(output_dtype) if output_dtype is not None else im.dtype
     sizes = {dim: im.sizes[dim] for dim in out_core if dim in im.sizes}
-    result = xr.apply_ufunc(
-        looped,
-        *arrays,
-        input_core_dims=[core_dims] * len(arrays),
-        output_core_dims=[out_core],
-        dask="parallelized",
-        output_dtypes=[dtype],
-        dask_gufunc_kwargs={"output_sizes": sizes} if sizes else {},
-        keep_attrs=keep_attrs,
-    )
+    if out_core in (core_dims, []):
+        # Whole planes in, a plane or a scalar out: lift block by block with
+        # map_blocks. apply_ufunc(dask="parallelized") would glue each block's
+        # core dims together first, which copies every input block once more.
+        result = xr.apply_ufunc(
+            _block_lifter(looped, len(core_dims), keep_core=bool(out_core), dtype=dtype),
+            *arrays,
+            input_core_dims=[core_dims] * len(arrays),
+            output_core_dims=[out_core],
+            dask="allowed",
+            keep_attrs=keep_attrs,
+        )
+    else:
+        result = xr.apply_ufunc(
+            looped,
+            *arrays,
+            input_core_dims=[core_dims] * len(arrays),
+            output_core_dims=[out_core],
+            dask="parallelized",
+            output_dtypes=[dtype],
+            dask_gufunc_kwargs={"output_sizes": sizes} if sizes else {},
+            keep_attrs=keep_attrs,
+        )
     # apply_ufunc moves the core dims last; give back the input's order.
     if set(result.dims) == set(im.dims):
         result = result.transpose(*im.dims)

@@ -58,7 +58,9 @@ def frame_width(index: int, zoom_per_level: float = ZOOM_PER_LEVEL) -> float:
     >>> frame_width(0)
     3.0
     """
-    return START_WIDTH / zoom_per_level**index
+    # A negative power underflows to 0.0 for very deep levels, where a positive
+    # one would overflow: such frames are simply uniform.
+    return START_WIDTH * zoom_per_level ** -index
 
 
 def mandelbrot_frame(

@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 from nima_lessons.pipeline import shading
-from nima_lessons.pipeline._shading import as_constant
+from nima_lessons.pipeline._shading import as_constant, shading_plane
 
 DIMS = ("T", "C", "Z", "Y", "X")
 
@@ -74,3 +74,46 @@ def test_bad_frames_are_explained(dark, message):
     im = make_image(np.random.default_rng(4))
     with pytest.raises(ValueError, match=message):
         shading(im, dark, np.ones((8, 9)))
+
+
+@pytest.mark.parametrize(
+    "dtypes",
+    [
+        ("uint16", "float32", "float32"),
+        ("uint16", "float64", "float64"),
+        ("float64", "float64", "float64"),
+        ("float32", "float64", "float32"),
+        ("uint8", "float32", "float32"),
+        ("int32", "float32", "float32"),
+        ("uint16", "uint16", "float32"),
+        ("uint16", "uint16", "uint16"),
+    ],
+)
+def test_compiled_plane_equals_numpy_formula(dtypes):
+    plane_type, dark_type, flat_type = map(np.dtype, dtypes)
+    rng = np.random.default_rng(7)
+    plane = (rng.random((37, 41)) * 4000).astype(plane_type)
+    dark = (rng.random((37, 41)) * 300).astype(dark_type)
+    flat = (rng.random((37, 41)) * 1.5 - 0.1).astype(flat_type)
+    if plane_type.kind == "f":
+        plane[0, :5] = np.nan
+    if flat_type.kind == "f":
+        flat[1, :5] = np.nan
+    dtype = np.result_type(plane_type, dark_type, flat_type, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = (plane.astype(dtype) - dark.astype(dtype)) / flat.astype(dtype)
+    expected = np.where(flat > 0, np.maximum(expected, 0), 0).astype(dtype)
+    got = shading_plane(plane, dark, flat)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_numpy_frames_with_a_lazy_image_equal_the_eager_result():
+    rng = np.random.default_rng(3)
+    im = make_image(rng)
+    dark = rng.uniform(90, 110, (8, 9))
+    flat = xr.DataArray(rng.uniform(0.7, 1.3, (3, 8, 9)), dims=("C", "Y", "X"))
+    eager = shading(im, dark, flat)
+    lazy = shading(im.chunk({"T": 1, "C": 1}), dark, flat)
+    assert isinstance(lazy.data, da.Array) and lazy.data.chunks[:2] == ((1, 1), (1, 1, 1))
+    np.testing.assert_array_equal(lazy.values, eager.values)

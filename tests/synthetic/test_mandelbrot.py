@@ -142,3 +142,10 @@ def test_default_stack_turns_uniform_in_the_thousands():
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_deepest_frames_render_as_uniform():
+    stack = mandelbrot_stack(n_frames=200_000, shape=(8, 8))
+    for index in (71_500, 150_000, 199_999):
+        frame = stack[index].compute()
+        assert frame.shape == (8, 8) and frame.min() == frame.max()
