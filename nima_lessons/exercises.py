@@ -256,3 +256,71 @@ def check_tiled_count(answer: object, image, whole_image_count: int | None = Non
         "objects were discarded, including those no other tile counts.",
         ("an exact rule must assign every nucleus to exactly one tile",),
     )
+
+
+def check_projection(answer: object, stack) -> Feedback:
+    """Check a lazy maximum projection over Z of a (T, Z, Y, X) stack.
+
+    Parameters
+    ----------
+    answer : dask.array.Array
+        The learner's projection, shaped (T, Y, X) and still lazy.
+    stack : dask.array.Array
+        The (T, Z, Y, X) stack it projects.
+
+    Returns
+    -------
+    Feedback
+        Correct for a lazy array with one block per time point whose values
+        equal ``stack.max(axis=1)``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> stack = da.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5).rechunk((1, 3, 4, 5))
+    >>> check_projection(stack.map_blocks(lambda b: b.max(axis=1), drop_axis=1), stack).passed
+    True
+    >>> print(check_projection(stack.mean(axis=1), stack).message)
+    the values differ from the maximum over Z at 40 of 40 pixels.
+    """
+    import dask.array as da
+
+    if _unanswered(answer):
+        return _not_answered(
+            "`answer` to your lazy projection",
+            "stack.map_blocks(function_of_one_block, drop_axis=1)",
+        )
+    if isinstance(answer, np.ndarray):
+        return Feedback(
+            False,
+            "this is a computed numpy array: the projection should stay lazy.",
+            ("drop the .compute() (or np.asarray) at the end",),
+        )
+    if not isinstance(answer, da.Array):
+        return Feedback(False, f"expected a dask array, got {type(answer).__name__}.")
+    expected_shape = (stack.shape[0], *stack.shape[2:])
+    if answer.shape != expected_shape:
+        return Feedback(
+            False,
+            f"the projection has shape {answer.shape}; expected {expected_shape} (T, Y, X).",
+            (
+                "project over axis 1 (Z), and tell map_blocks with drop_axis=1 that the "
+                "blocks lose that axis",
+            ),
+        )
+    if answer.chunks[0] != stack.chunks[0]:
+        return Feedback(
+            False,
+            f"the time axis is chunked {answer.chunks[0]} but the stack {stack.chunks[0]}: "
+            "a time point should still be one block, read and projected on its own.",
+            ("map_blocks keeps the blocks of the input: no rechunk is needed",),
+        )
+    differ = int((answer != stack.max(axis=1)).sum().compute())
+    if differ:
+        total = int(np.prod(expected_shape))
+        return Feedback(
+            False,
+            f"the values differ from the maximum over Z at {differ} of {total} pixels.",
+            ("inside the block function, take volume.max(axis=1)",),
+        )
+    return Feedback(True, "a lazy maximum projection, one block per time point.")

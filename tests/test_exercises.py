@@ -86,3 +86,25 @@ def nuclei_threshold():
     from nima_lessons.synthetic import NUCLEI_THRESHOLD
 
     return NUCLEI_THRESHOLD
+
+
+def test_projection_checker_on_right_and_wrong_answers():
+    import dask.array as da
+
+    rng = np.random.default_rng(5)
+    numpy_stack = rng.integers(0, 1000, (3, 4, 6, 7))
+    stack = da.from_array(numpy_stack, chunks=(1, 4, 6, 7))
+    reference = numpy_stack.max(axis=1)  # independent: plain numpy
+    right = stack.map_blocks(lambda block: block.max(axis=1), drop_axis=1)
+    assert np.array_equal(right.compute(), reference)
+    assert exercises.check_projection(right, stack).passed
+    computed = exercises.check_projection(right.compute(), stack)
+    assert not computed.passed and "lazy" in computed.message
+    wrong_axis = exercises.check_projection(stack.max(axis=2), stack)
+    assert not wrong_axis.passed and "shape" in wrong_axis.message
+    mean = exercises.check_projection(stack.mean(axis=1), stack)
+    assert not mean.passed and "differ" in mean.message
+    rechunked = exercises.check_projection(right.rechunk((3, 6, 7)), stack)
+    assert not rechunked.passed and "chunked" in rechunked.message
+    assert not exercises.check_projection([1, 2], stack).passed
+    assert not exercises.check_projection(None, stack).passed

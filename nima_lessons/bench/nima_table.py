@@ -123,6 +123,20 @@ def time_per_time_point(lazy: xr.DataArray, n_t: int, repeats: int) -> dict:
     return time_repeats(one_time_point, repeats, warmup=lambda: lazy.isel(T=0).compute())
 
 
+def time_whole_stack(lazy: xr.DataArray, repeats: int) -> dict:
+    """Time filtering every plane of the stack (the step's throughput).
+
+    The planes are computed and kept as they are (``persist``), as a next
+    pipeline step would consume them: no time goes to gluing them into one
+    big array, and every core is busy.
+    """
+    return time_repeats(
+        lambda: lazy.data.persist(),
+        repeats,
+        warmup=lambda: lazy.isel(T=0).compute(),
+    )
+
+
 def _agreement(anchor: xr.DataArray, ours: xr.DataArray, exact: bool) -> bool:
     expected = anchor.isel(T=0).values
     got = ours.isel(T=0).values
@@ -192,6 +206,26 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
             )
             rows.append(measured[role])
         comparisons.append(comparison(measured["anchor"], measured["ours"]))
+    stack_bytes = bytes_per_time_point * n_t
+    whole = {}
+    for role, implementation, lazy in (
+        ("anchor", "xarray + dask-image", steps["median"][0]),
+        ("ours", "nima_lessons", steps["median"][1]),
+    ):
+        log(f"nima_table: median of the whole stack, {implementation}")
+        seconds = time_whole_stack(lazy, max(1, min(repeats, 3)))
+        throughput = stack_bytes / MEGABYTE / seconds["median"]
+        whole[role] = measurement(
+            "median (whole stack)",
+            implementation,
+            role,
+            row_params,
+            seconds,
+            throughput_MBps=throughput,
+            copy_fraction=throughput / copy_MBps,
+        )
+        rows.append(whole[role])
+    comparisons.append(comparison(whole["anchor"], whole["ours"]))
     claims = [
         {
             "claim": f"ours computes a {operation} time point no slower than the anchor "
@@ -201,11 +235,22 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
             "holds": bool(item["ratio"] is not None and item["ratio"] >= 1.0),
         }
         for operation, item in zip(steps, comparisons)
+    ] + [
+        {
+            "claim": "ours filters the whole stack with the radius-1 disk median at least "
+            "20x the throughput of dask-image's median_filter (anchor / ours)",
+            "value": comparisons[-1]["ratio"],
+            "threshold": 20.0,
+            "holds": bool(comparisons[-1]["ratio"] is not None and comparisons[-1]["ratio"] >= 20),
+        }
     ]
     notes = [
         "Seconds are per time point: all channels of one T computed from an in-memory dask array "
         "with the threads scheduler, one different T per repeat. They include what dask adds to "
         "the arithmetic: copying each input plane out of the array and assembling the result.",
+        "The whole-stack median computes every plane and keeps them as separate blocks "
+        "(persist), as the next step of a pipeline would take them: the steady throughput with "
+        "every core busy, the figure the 20x target is about.",
         "Throughput counts the input bytes of one time point "
         f"({bytes_per_time_point / MEGABYTE:.1f} MB) "
         "per second, as does the copy bandwidth it is divided by.",
