@@ -48,10 +48,10 @@ data: $(STAMP)
 	$(BIN)/nima-lessons data all
 
 bench: $(STAMP)
-	$(BIN)/nima-lessons bench --out bench-results
+	$(BIN)/nima-lessons bench --out bench-results --overwrite
 
 bench-quick: $(STAMP)
-	$(BIN)/nima-lessons bench --quick --out bench-results/quick
+	$(BIN)/nima-lessons bench --quick --out bench-results/quick --overwrite
 
 clean-data:
 	rm -rf data

@@ -52,14 +52,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, out_help: str) -> None
 
 def add_nuclei_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the nuclei OME-Zarr generator."""
-    add_common_arguments(parser, "output store (default: <data>/nuclei.zarr)")
+    add_common_arguments(parser, "output store (default: <data>/<size>/nuclei.zarr)")
     _pair(parser, "--shape", "image shape in pixels (preset: 2000 5000 for workshop)")
     _pair(parser, "--chunks", "zarr chunk shape (preset: 100 100 for workshop)")
 
 
 def add_timelapse_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the TIFF-folder time-lapse generator."""
-    add_common_arguments(parser, "output folder (default: <data>/timelapse)")
+    add_common_arguments(parser, "output folder (default: <data>/<size>/timelapse)")
     parser.add_argument("--n-t", type=int, default=None, help="number of time points")
     parser.add_argument("--n-c", type=int, default=None, help="number of channels")
     parser.add_argument("--n-z", type=int, default=None, help="number of Z planes")
@@ -68,7 +68,7 @@ def add_timelapse_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_ratiometric_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the ratiometric time-lapse generator."""
-    add_common_arguments(parser, "output folder (default: <data>/ratiometric)")
+    add_common_arguments(parser, "output folder (default: <data>/<size>/ratiometric)")
     parser.add_argument("--n-t", type=int, default=None, help="number of time points")
     parser.add_argument("--n-z", type=int, default=None, help="number of Z planes")
     _pair(parser, "--shape", "plane shape in pixels")
@@ -105,10 +105,10 @@ def add_all_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_nuclei(args: argparse.Namespace) -> int:
     """Write the nuclei OME-Zarr store."""
-    from nima_lessons.synthetic import write_nuclei_zarr
+    from nima_lessons.synthetic import dataset_path, write_nuclei_zarr
 
     preset = size_preset(args.size)
-    out = args.out or data_dir() / "nuclei.zarr"
+    out = args.out or dataset_path("nuclei", size=args.size, seed=args.seed)
     path = write_nuclei_zarr(
         out,
         shape=tuple(args.shape or preset["nuclei_shape"]),
@@ -123,10 +123,10 @@ def run_nuclei(args: argparse.Namespace) -> int:
 
 def run_timelapse(args: argparse.Namespace) -> int:
     """Write the TIFF-folder time-lapse."""
-    from nima_lessons.synthetic import write_tiff_timelapse
+    from nima_lessons.synthetic import dataset_path, write_tiff_timelapse
 
     sizes = size_preset(args.size)["timelapse"]
-    out = args.out or data_dir() / "timelapse"
+    out = args.out or dataset_path("timelapse", size=args.size, seed=args.seed)
     path = write_tiff_timelapse(
         out,
         n_t=_pick(args.n_t, sizes["n_t"]),
@@ -143,10 +143,10 @@ def run_timelapse(args: argparse.Namespace) -> int:
 
 def run_ratiometric(args: argparse.Namespace) -> int:
     """Write the ratiometric dataset folder."""
-    from nima_lessons.synthetic import write_ratiometric
+    from nima_lessons.synthetic import dataset_path, write_ratiometric
 
     sizes = size_preset(args.size)["ratiometric"]
-    out = args.out or data_dir() / "ratiometric"
+    out = args.out or dataset_path("ratiometric", size=args.size, seed=args.seed)
     path = write_ratiometric(
         out,
         n_t=_pick(args.n_t, sizes["n_t"]),
