@@ -88,6 +88,17 @@ def draw_tile_grid(ax, chunks, shape: tuple[int, int], colour: str = GRID_COLOUR
             ax.axvline(position, color=colour, linewidth=0.8)
 
 
+def _planes(panels: dict, kind: str) -> dict:
+    """Return the panels as 2-D numpy arrays, or raise naming the offending one."""
+    if not panels:
+        raise ValueError(f"panels must hold at least one {kind}")
+    images = {title: np.asarray(panel) for title, panel in panels.items()}
+    for title, image in images.items():
+        if image.ndim != 2:
+            raise ValueError(f"{kind} {title!r} must be 2-D, got shape {image.shape}")
+    return images
+
+
 def show_images(panels: Mapping[str, np.ndarray], chunks=None, grey_levels: int = 16):
     """Show grey-level images side by side, optionally with the tile borders.
 
@@ -110,12 +121,7 @@ def show_images(panels: Mapping[str, np.ndarray], chunks=None, grey_levels: int 
     ValueError
         If ``panels`` is empty or an image is not 2-D.
     """
-    if not panels:
-        raise ValueError("panels must hold at least one image")
-    images = {title: np.asarray(p) for title, p in panels.items()}
-    for title, image in images.items():
-        if image.ndim != 2:
-            raise ValueError(f"image {title!r} must be 2-D, got shape {image.shape}")
+    images = _planes(panels, "image")
     # Panels as wide as the widest image's aspect ratio asks, within reason.
     aspect = max(image.shape[1] / max(image.shape[0], 1) for image in images.values())
     figure, axes = _new_axes(len(images), panel_inches=3.2 * min(max(aspect, 0.5), 3.0),
@@ -458,12 +464,7 @@ def show_labels(panels: Mapping[str, np.ndarray], chunks=None, shape=None,
     ValueError
         If ``panels`` is empty or a panel is not 2-D.
     """
-    if not panels:
-        raise ValueError("panels must hold at least one label image")
-    images = {title: np.asarray(p) for title, p in panels.items()}
-    for title, image in images.items():
-        if image.ndim != 2:
-            raise ValueError(f"label image {title!r} must be 2-D, got shape {image.shape}")
+    images = _planes(panels, "label image")
     figure, axes = _new_axes(len(images), panel_inches=4.0)
     for ax, (title, image) in zip(axes, images.items()):
         n_labels = int(image.max()) if image.size else 0
