@@ -12,10 +12,10 @@ from nima_lessons.bench import harness, report
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One run of every case at tiny sizes, written to a temporary folder."""
+def quick_run(tmp_path_factory):
+    """One run of every case at the quick preset (``nima-lessons bench --quick``), as CI smoke-tests it."""
     out = tmp_path_factory.mktemp("bench") / "results"
-    results = bench.run_benchmarks(preset="tiny", out=out, progress=False)
+    results = bench.run_benchmarks(quick=True, out=out, progress=False)
     return results, out
 
 
@@ -117,11 +117,11 @@ def test_cases_run_in_canonical_order():
     assert bench.validate_cases(None) == list(bench.CASES)
 
 
-def test_results_json_has_the_documented_structure(tiny_run):
-    results, out = tiny_run
+def test_results_json_has_the_documented_structure(quick_run):
+    results, out = quick_run
     stored = json.loads((out / "results.json").read_text())
     assert stored["schema_version"] == bench.SCHEMA_VERSION
-    assert stored["preset"] == "tiny"
+    assert stored["preset"] == "quick"
     assert set(stored["cases"]) == set(bench.CASES)
     machine = stored["machine"]
     for key in ("platform", "cores_usable", "memory_total_bytes", "packages", "copy_bandwidth"):
@@ -147,16 +147,16 @@ def test_results_json_has_the_documented_structure(tiny_run):
 
 
 @pytest.mark.parametrize("name", bench.CASES)
-def test_every_case_reports_anchor_and_ours(tiny_run, name):
-    case = tiny_run[0]["cases"][name]
+def test_every_case_reports_anchor_and_ours(quick_run, name):
+    case = quick_run[0]["cases"][name]
     roles = {row["role"] for row in case["rows"]}
     assert {"anchor", "ours"} <= roles
     assert case["comparisons"], f"{name} compares nothing"
 
 
 @pytest.mark.parametrize("name", bench.CASES)
-def test_ratios_are_anchor_median_over_ours_median(tiny_run, name):
-    case = tiny_run[0]["cases"][name]
+def test_ratios_are_anchor_median_over_ours_median(quick_run, name):
+    case = quick_run[0]["cases"][name]
     for item in case["comparisons"]:
         (ours,) = _rows(case, item["operation"], item["ours"], item["params"])
         anchors = [
@@ -177,11 +177,11 @@ def test_ratios_are_anchor_median_over_ours_median(tiny_run, name):
         assert item["ratio"] == pytest.approx(item["anchor_value"] / item["ours_value"])
 
 
-def test_nima_table_agrees_with_the_anchor_and_quotes_the_source(tiny_run):
-    case = tiny_run[0]["cases"]["nima_table"]
+def test_nima_table_agrees_with_the_anchor_and_quotes_the_source(quick_run):
+    case = quick_run[0]["cases"]["nima_table"]
     measured = [row for row in case["rows"] if row["role"] != "reference"]
     assert all(row["metrics"]["matches_anchor"] for row in measured)
-    copy_MBps = tiny_run[0]["machine"]["copy_bandwidth"]["MBps"]["median"]
+    copy_MBps = quick_run[0]["machine"]["copy_bandwidth"]["MBps"]["median"]
     for row in measured:
         assert row["metrics"]["copy_fraction"] == pytest.approx(
             row["metrics"]["throughput_MBps"] / copy_MBps
@@ -190,12 +190,12 @@ def test_nima_table_agrees_with_the_anchor_and_quotes_the_source(tiny_run):
     assert case["source"]["median seconds per time point"] == 0.13
 
 
-def test_tiled_labels_count_what_scipy_counts(tiny_run):
+def test_tiled_labels_count_what_scipy_counts(quick_run):
     import scipy.ndimage as ndi
 
     from nima_lessons.bench.tiled_labels import blob_mask
 
-    case = tiny_run[0]["cases"]["tiled_labels"]
+    case = quick_run[0]["cases"]["tiled_labels"]
     params = case["params"]
     _, expected = ndi.label(blob_mask(params["sizes_px"][0], params["blob_px"], params["fill"]))
     assert {row["metrics"]["n_labels"] for row in case["rows"]} == {expected}
@@ -244,8 +244,8 @@ def test_streaming_claims_follow_the_peaks(streaming_mb, load_all_mb, expected):
     assert streaming_claims(rows, [5]) == []
 
 
-def test_markdown_has_one_section_and_table_per_case(tiny_run):
-    results, out = tiny_run
+def test_markdown_has_one_section_and_table_per_case(quick_run):
+    results, out = quick_run
     text = (out / "results.md").read_text()
     assert text.startswith("# nima-lessons benchmark results")
     for name in bench.CASES:
@@ -255,16 +255,16 @@ def test_markdown_has_one_section_and_table_per_case(tiny_run):
     assert "memory-copy bandwidth" in text
 
 
-def test_plots_are_png_images(tiny_run):
-    results, out = tiny_run
+def test_plots_are_png_images(quick_run):
+    results, out = quick_run
     assert set(results["files"]["plots"]) == set(bench.CASES)
     for path in results["files"]["plots"].values():
         image = matplotlib.image.imread(path)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
 
-def test_results_load_back_and_flatten(tiny_run):
-    results, out = tiny_run
+def test_results_load_back_and_flatten(quick_run):
+    results, out = quick_run
     loaded = bench.load_results(out)
     assert loaded["cases"].keys() == results["cases"].keys()
     frame = bench.results_frame(loaded)
@@ -272,8 +272,8 @@ def test_results_load_back_and_flatten(tiny_run):
     assert {"case", "role", "seconds_median", "peak_rss_bytes"} <= set(frame.columns)
 
 
-def test_earlier_results_are_kept_unless_overwrite(tiny_run, tmp_path):
-    _, out = tiny_run
+def test_earlier_results_are_kept_unless_overwrite(quick_run, tmp_path):
+    _, out = quick_run
     with pytest.raises(FileExistsError, match="overwrite"):
         bench.run_benchmarks(cases=["overlap_cost"], preset="tiny", out=out, progress=False)
     with pytest.raises(FileNotFoundError, match="nima-lessons bench"):

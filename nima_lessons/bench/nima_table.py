@@ -171,7 +171,7 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
         "shading": (anchor_shading(image, dark, flat), our_shading(image, dark, flat), False),
         "median": (anchor_median(image), our_median(image), True),
     }
-    rows, comparisons = [], []
+    rows, comparisons, agreement = [], [], {}
     copy_seconds = bytes_per_time_point / MEGABYTE / copy_MBps
     rows.append(
         measurement(
@@ -185,7 +185,7 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
         )
     )
     for operation, (anchor_lazy, ours_lazy, exact) in steps.items():
-        matches = _agreement(anchor_lazy, ours_lazy, exact)
+        matches = agreement[operation] = _agreement(anchor_lazy, ours_lazy, exact)
         measured = {}
         for role, implementation, lazy in (
             ("anchor", "xarray + dask-image" if operation == "median" else "xarray", anchor_lazy),
@@ -223,6 +223,7 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
             seconds,
             throughput_MBps=throughput,
             copy_fraction=throughput / copy_MBps,
+            matches_anchor=agreement["median"],
         )
         rows.append(whole[role])
     comparisons.append(comparison(whole["anchor"], whole["ours"]))

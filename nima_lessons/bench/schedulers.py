@@ -40,13 +40,11 @@ PRESETS = {
         "schedulers": list(SCHEDULERS),
         "anchors": True,
     },
-    # Worker processes import the anchors' libraries on first use, seconds
-    # each: the quick run times ours only.
     "quick": {
         "stack": {"n_t": 2, "n_c": 3, "shape": [256, 256]},
         "mask": {"size_px": 512, "chunk_px": 256, "blob_px": 8},
         "schedulers": list(SCHEDULERS),
-        "anchors": False,
+        "anchors": True,
     },
     # Process pools and clusters take seconds to start: the tiny preset
     # (for tests) keeps to the in-process schedulers.
