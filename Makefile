@@ -29,8 +29,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# Jupyter refuses to run as root (containers, some cloud machines) unless told to.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
 test: $(STAMP)
 	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest \
