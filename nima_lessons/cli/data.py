@@ -115,7 +115,7 @@ def run_nuclei(args: argparse.Namespace) -> int:
         chunks=tuple(args.chunks or preset["nuclei_chunks"]),
         seed=args.seed,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     _report(path)
     return 0
@@ -135,7 +135,7 @@ def run_timelapse(args: argparse.Namespace) -> int:
         shape=tuple(args.shape or sizes["shape"]),
         seed=args.seed,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     _report(path)
     return 0
@@ -155,7 +155,7 @@ def run_ratiometric(args: argparse.Namespace) -> int:
         n_cells=_pick(args.n_cells, sizes["n_cells"]),
         seed=args.seed,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     _report(path)
     return 0
@@ -203,7 +203,7 @@ def run_all(args: argparse.Namespace) -> int:
             size=args.size,
             root=root,
             seed=args.seed,
-            progress=not args.no_progress,
+            progress=False if args.no_progress else None,
             overwrite=args.overwrite,
         )
         _report(path)

@@ -16,6 +16,7 @@ import zarr
 from ome_zarr.format import FormatV04
 from tqdm.dask import TqdmCallback
 
+from nima_lessons.config import progress_enabled
 from nima_lessons._atomic import atomic_path
 
 with warnings.catch_warnings():
@@ -79,7 +80,7 @@ def write_nuclei_zarr(
     chunks: tuple[int, int] = (100, 100),
     seed: int = 0,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Write a nuclei image, its ground-truth labels and count as OME-Zarr.
 
@@ -105,8 +106,8 @@ def write_nuclei_zarr(
         Random seed.
     overwrite : bool
         Replace an existing store.
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar; default :func:`nima_lessons.config.progress_enabled`.
 
     Returns
     -------
@@ -130,6 +131,7 @@ def write_nuclei_zarr(
     >>> image.shape, image.chunksize, labels.dtype.name
     ((200, 300), (100, 100), 'int32')
     """
+    progress = progress_enabled(progress)
     layout = nuclei_layout(shape, seed)
     chunks = check_chunks(chunks, layout.shape)
     factors = _pyramid_factors(layout.shape)

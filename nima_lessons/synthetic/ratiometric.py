@@ -19,6 +19,7 @@ import zarr
 from ome_zarr.format import FormatV04
 from tqdm.auto import tqdm
 
+from nima_lessons.config import progress_enabled
 from nima_lessons._atomic import atomic_path
 
 from nima_lessons.synthetic._validate import check_positive_int, check_seed, check_shape
@@ -324,7 +325,7 @@ def write_ratiometric(
     n_cells: int = 30,
     seed: int = 0,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Write a ratiometric time-lapse, its calibration frames and ground truth to a folder.
 
@@ -344,8 +345,8 @@ def write_ratiometric(
         As in :func:`ratiometric_timelapse`.
     overwrite : bool
         Replace an existing folder.
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar; default :func:`nima_lessons.config.progress_enabled`.
 
     Returns
     -------
@@ -367,6 +368,7 @@ def write_ratiometric(
     >>> sorted(p.name for p in out.iterdir())
     ['dark.tif', 'flat.tif', 'image.zarr', 'labels.tif', 'truth.csv']
     """
+    progress = progress_enabled(progress)
     scene = ratiometric_scene(n_t, n_z, shape, n_cells, seed)
     with atomic_path(folder, overwrite=overwrite) as tmp:
         tmp.mkdir()

@@ -14,6 +14,7 @@ import numpy as np
 import tifffile
 from tqdm.auto import tqdm
 
+from nima_lessons.config import progress_enabled
 from nima_lessons._atomic import atomic_path
 from nima_lessons.synthetic._validate import check_positive_int, check_seed, check_shape
 
@@ -152,7 +153,7 @@ def write_tiff_timelapse(
     shape: tuple[int, int] = (256, 256),
     seed: int = 0,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Write a time-lapse of drifting nuclei as one 3D TIFF per time point and channel.
 
@@ -173,8 +174,8 @@ def write_tiff_timelapse(
         Random seed.
     overwrite : bool
         Replace an existing folder.
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar; default :func:`nima_lessons.config.progress_enabled`.
 
     Returns
     -------
@@ -196,6 +197,7 @@ def write_tiff_timelapse(
     >>> sorted(p.name for p in out.iterdir())
     ['t0000_c0.tif', 't0001_c0.tif']
     """
+    progress = progress_enabled(progress)
     scene = timelapse_scene(n_t, n_c, n_z, shape, seed)
     steps = [(t, c) for t in range(scene.n_t) for c in range(scene.n_c)]
     with atomic_path(folder, overwrite=overwrite) as tmp:
