@@ -37,7 +37,8 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest \
-		--doctest-modules --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+		--doctest-modules --nbval --nbval-current-env --nbval-cell-timeout=600 \
+		--nbval-sanitize-with notebooks/sanitize.cfg \
 		nima_lessons tests notebooks $(PYTEST_ARGS)
 
 unit: $(STAMP)
