@@ -87,10 +87,28 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
     except BaseException:
         remove(tmp)
         raise
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, trash)
-        os.replace(tmp, final)
+    move_into_place(tmp, final)
+
+
+def move_into_place(partial: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename a finished ``partial`` file or folder onto ``target``.
+
+    An existing ``target`` is first renamed aside and deleted only once the
+    new one is in place, so at every moment ``target`` holds complete data.
+
+    Parameters
+    ----------
+    partial : path-like
+        The finished output, in the same folder as ``target``.
+    target : path-like
+        Its final name.
+    """
+    partial, target = Path(partial), Path(target)
+    if target.exists():
+        trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, trash)
+        os.replace(partial, target)
         remove(trash)
     else:
-        os.replace(tmp, final)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, target)

@@ -46,7 +46,7 @@ import dask.local
 import dask.multiprocessing
 import xarray as xr
 
-from nima_lessons._atomic import atomic_path, remove
+from nima_lessons._atomic import atomic_path, move_into_place, remove
 from nima_lessons.config import progress_enabled
 
 FORMATS = ("zarr", "netcdf")
@@ -361,7 +361,7 @@ def _save_zarr(
     _write_regions(dataset, partial, regions, done, layout, progress)
     _write_json(partial / MARKER_NAME, {"complete": True, "layout": layout})
     remove(partial / PROGRESS_NAME)
-    _move_into_place(partial, target)
+    move_into_place(partial, target)
     return target
 
 
@@ -577,17 +577,6 @@ def _read_json(path: Path) -> dict:
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return {}
     return content if isinstance(content, dict) else {}
-
-
-def _move_into_place(partial: Path, target: Path) -> None:
-    if target.exists():
-        trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, trash)
-        os.replace(partial, target)
-        remove(trash)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, target)
 
 
 @contextlib.contextmanager

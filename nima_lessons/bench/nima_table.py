@@ -184,6 +184,21 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
             copy_fraction=1.0,
         )
     )
+    def measured_row(operation, implementation, role, seconds, n_bytes, **extra):
+        throughput = n_bytes / MEGABYTE / seconds["median"]
+        row = measurement(
+            operation,
+            implementation,
+            role,
+            row_params,
+            seconds,
+            throughput_MBps=throughput,
+            copy_fraction=throughput / copy_MBps,
+            **extra,
+        )
+        rows.append(row)
+        return row
+
     for operation, (anchor_lazy, ours_lazy, exact) in steps.items():
         matches = agreement[operation] = _agreement(anchor_lazy, ours_lazy, exact)
         measured = {}
@@ -193,20 +208,11 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
         ):
             log(f"nima_table: {operation}, {implementation}")
             seconds = time_per_time_point(lazy, n_t, repeats)
-            throughput = bytes_per_time_point / MEGABYTE / seconds["median"]
-            measured[role] = measurement(
-                operation,
-                implementation,
-                role,
-                row_params,
-                seconds,
-                throughput_MBps=throughput,
-                copy_fraction=throughput / copy_MBps,
+            measured[role] = measured_row(
+                operation, implementation, role, seconds, bytes_per_time_point,
                 matches_anchor=matches,
-            )
-            rows.append(measured[role])
+            )  # fmt: skip
         comparisons.append(comparison(measured["anchor"], measured["ours"]))
-    stack_bytes = bytes_per_time_point * n_t
     whole = {}
     for role, implementation, lazy in (
         ("anchor", "xarray + dask-image", steps["median"][0]),
@@ -214,18 +220,10 @@ def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]
     ):
         log(f"nima_table: median of the whole stack, {implementation}")
         seconds = time_whole_stack(lazy, max(1, min(repeats, 3)))
-        throughput = stack_bytes / MEGABYTE / seconds["median"]
-        whole[role] = measurement(
-            "median (whole stack)",
-            implementation,
-            role,
-            row_params,
-            seconds,
-            throughput_MBps=throughput,
-            copy_fraction=throughput / copy_MBps,
+        whole[role] = measured_row(
+            "median (whole stack)", implementation, role, seconds, bytes_per_time_point * n_t,
             matches_anchor=agreement["median"],
-        )
-        rows.append(whole[role])
+        )  # fmt: skip
     comparisons.append(comparison(whole["anchor"], whole["ours"]))
     claims = [
         {
