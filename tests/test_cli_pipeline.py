@@ -8,7 +8,7 @@ import tifffile
 from nima_lessons import cli
 from nima_lessons.cli.pipeline import parse_channels
 from nima_lessons.store import is_complete, open_result
-from nima_lessons.synthetic import ratiometric_timelapse
+from nima_lessons.course.synthetic import ratiometric_timelapse
 
 
 @pytest.fixture(scope="module")

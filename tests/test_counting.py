@@ -23,7 +23,7 @@ from nima_lessons.counting import (
     count_tiled,
     segment_nuclei,
 )
-from nima_lessons.synthetic import NUCLEI_THRESHOLD, nuclei_image
+from nima_lessons.course.synthetic import NUCLEI_THRESHOLD, nuclei_image
 
 SHAPE = (420, 630)
 TILE_SIZES = [64, 100, (90, 150)]

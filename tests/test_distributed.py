@@ -23,7 +23,7 @@ from nima_lessons.cluster import local_cluster
 from nima_lessons.labels import label
 from nima_lessons.pipeline import run_pipeline
 from nima_lessons.store import open_result, save
-from nima_lessons.synthetic import NUCLEI_THRESHOLD, nuclei_image, ratiometric_timelapse
+from nima_lessons.course.synthetic import NUCLEI_THRESHOLD, nuclei_image, ratiometric_timelapse
 
 pytestmark = pytest.mark.distributed
 
@@ -166,7 +166,7 @@ def test_netcdf_save_equals_threaded(client, tmp_path):
 
 def test_pipeline_command_on_a_running_cluster(client, tmp_path):
     from nima_lessons.cli import main
-    from nima_lessons.synthetic.ratiometric import write_ratiometric
+    from nima_lessons.course.synthetic.ratiometric import write_ratiometric
 
     folder = write_ratiometric(
         tmp_path / "data", n_t=2, shape=PLANE_SHAPE, n_cells=4, seed=0, progress=False

@@ -13,7 +13,9 @@ import tifffile
 import zarr
 
 from nima_lessons import io
-from nima_lessons.io import imread_dask, imread_dask_image, lazy_imread, read_image
+from nima_lessons.course import readers
+from nima_lessons.course.readers import imread_dask, imread_dask_image, lazy_imread
+from nima_lessons.io import read_image
 
 with warnings.catch_warnings():
     # ome-zarr builds a deprecated default argument when its writer is imported.
@@ -48,6 +50,7 @@ def count_reads(monkeypatch):
 
     for name in ("_read_tiff_page", "_read_zarr_block", "_read_whole_tiff"):
         monkeypatch.setattr(io, name, counting(getattr(io, name)))
+    monkeypatch.setattr(readers, "_read_whole_tiff", io._read_whole_tiff)
     return counts
 
 
@@ -117,7 +120,7 @@ def test_files_without_time_tokens_are_time_points_in_natural_order(tmp_path):
 
 
 def test_synthetic_timelapse_folder(tmp_path):
-    from nima_lessons.synthetic import write_tiff_timelapse
+    from nima_lessons.course.synthetic import write_tiff_timelapse
 
     folder = write_tiff_timelapse(
         tmp_path / "lapse", n_t=2, n_c=2, n_z=3, shape=(48, 48), progress=False

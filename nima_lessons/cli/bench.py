@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from nima_lessons.bench import CASES
+from nima_lessons.course.bench import CASES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the selected cases; return 1 if one of them failed, else 0."""
-    from nima_lessons.bench import run_benchmarks
+    from nima_lessons.course.bench import run_benchmarks
 
     results = run_benchmarks(
         cases=args.cases,

@@ -105,7 +105,7 @@ def add_all_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_nuclei(args: argparse.Namespace) -> int:
     """Write the nuclei OME-Zarr store."""
-    from nima_lessons.synthetic import dataset_path, write_nuclei_zarr
+    from nima_lessons.course.synthetic import dataset_path, write_nuclei_zarr
 
     preset = size_preset(args.size)
     out = args.out or dataset_path("nuclei", size=args.size, seed=args.seed)
@@ -123,7 +123,7 @@ def run_nuclei(args: argparse.Namespace) -> int:
 
 def run_timelapse(args: argparse.Namespace) -> int:
     """Write the TIFF-folder time-lapse."""
-    from nima_lessons.synthetic import dataset_path, write_tiff_timelapse
+    from nima_lessons.course.synthetic import dataset_path, write_tiff_timelapse
 
     sizes = size_preset(args.size)["timelapse"]
     out = args.out or dataset_path("timelapse", size=args.size, seed=args.seed)
@@ -143,7 +143,7 @@ def run_timelapse(args: argparse.Namespace) -> int:
 
 def run_ratiometric(args: argparse.Namespace) -> int:
     """Write the ratiometric dataset folder."""
-    from nima_lessons.synthetic import dataset_path, write_ratiometric
+    from nima_lessons.course.synthetic import dataset_path, write_ratiometric
 
     sizes = size_preset(args.size)["ratiometric"]
     out = args.out or dataset_path("ratiometric", size=args.size, seed=args.seed)
@@ -163,7 +163,7 @@ def run_ratiometric(args: argparse.Namespace) -> int:
 
 def run_mandelbrot(args: argparse.Namespace) -> int:
     """Build the lazy zoom stack, report it and its first uniform frame; optionally save frames."""
-    from nima_lessons.synthetic import first_uniform_frame, mandelbrot_stack
+    from nima_lessons.course.synthetic import first_uniform_frame, mandelbrot_stack
 
     preset = size_preset(args.size)
     n_frames = _pick(args.n_frames, preset["mandelbrot_frames"])
@@ -193,7 +193,7 @@ def run_mandelbrot(args: argparse.Namespace) -> int:
 
 def run_all(args: argparse.Namespace) -> int:
     """Generate (or keep, when complete) every on-disk dataset of the chosen preset."""
-    from nima_lessons.synthetic import DATASETS, ensure_dataset
+    from nima_lessons.course.synthetic import DATASETS, ensure_dataset
 
     root = args.out or data_dir()
     print(f"size preset: {size_name(args.size)}; data folder: {root}")

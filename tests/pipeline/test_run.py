@@ -10,7 +10,7 @@ import tifffile
 from nima_lessons import io
 from nima_lessons.pipeline import PipelineConfig, PlaneRechunkWarning, measure, run_pipeline, save
 from nima_lessons.store import open_result
-from nima_lessons.synthetic import ratiometric_timelapse
+from nima_lessons.course.synthetic import ratiometric_timelapse
 
 N_T, SHAPE, N_CELLS = 3, (144, 144), 9
 

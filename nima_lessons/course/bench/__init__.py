@@ -1,0 +1,355 @@
+"""Benchmarks that measure every performance claim of the lessons on this machine.
+
+Each case runs the established way of doing something (the *anchor*) and the
+way this package does it (*ours*) in the same run and reports their ratio.
+
+Cases (names for ``cases=`` and ``--case``):
+
+``nima_table``
+    Shading correction and the radius-1 disk median per time point of a
+    (T, C, Y, X) float64 stack chunked one plane per chunk: ours against
+    xarray arithmetic + ``dask_image.ndfilters.median_filter``, with the
+    figures of the nima documentation quoted beside them.
+``lazy_stack``
+    Classic delayed + ``from_delayed`` + ``stack`` against one blockwise
+    layer: graph layers, build time and one-frame compute time.
+``tiled_labels``
+    ``nima_lessons.labels.label`` against ``dask_image.ndmeasure.label`` and
+    whole-image ``scipy.ndimage.label``: time and peak memory.
+``streaming``
+    The pipeline streamed time point by time point against loading
+    everything first: time and peak memory for growing T.
+``overlap_cost``
+    A ``map_overlap`` gaussian against tile size and margin depth, relative
+    to the whole image.
+``schedulers``
+    Cases 1 and 3 (smaller) on the synchronous, threads, processes and
+    distributed schedulers.
+
+Result schema (``results.json``, also returned by :func:`run_benchmarks`)::
+
+    {
+      "schema_version": 1,
+      "created": "2026-01-01T12:00:00+00:00",   # UTC, ISO 8601
+      "preset": "full" | "quick" | "tiny",
+      "repeats": null | int,                     # the override, if any
+      "total_seconds": float,
+      "machine": {
+        "platform", "python", "processor": str,
+        "cores_logical", "cores_physical", "cores_usable": int,
+        "memory_total_bytes", "memory_available_bytes": int,
+        "load_average": [1 min, 5 min, 15 min] | null,
+        "packages": {distribution: version | null},
+        "copy_bandwidth": {"n_bytes": int, "MBps": SUMMARY},
+      },
+      "cases": {
+        NAME: {
+          "title": str, "claim": str,
+          "params": {...},          # the preset's sizes for this case
+          "repeats": int,
+          "elapsed_seconds": float,
+          "error": null | str,      # a failed case keeps the others
+          "rows": [ROW, ...],
+          "comparisons": [COMPARISON, ...],
+          "claims": [{"claim": str, "value": float, "threshold": float,
+                      "holds": bool}, ...],
+          "source": {...},          # nima_table only: the quoted figures
+          "notes": [str, ...],
+        },
+      },
+      "files": {"json": path, "markdown": path, "plots": {NAME: path}},
+    }
+
+    SUMMARY = {"median": float, "min": float, "max": float, "n": int,
+               "values": [float, ...]}
+    ROW = {"operation": str, "implementation": str,
+           "role": "ours" | "anchor" | "reference",
+           "params": {...}, "seconds": SUMMARY | null,
+           "peak_rss_bytes": int | null,       # fresh-process high-water mark
+           "baseline_rss_bytes": int | null,   # before the work started
+           "work_rss_bytes": int | null,       # peak - baseline
+           "metrics": {...}}                   # e.g. throughput_MBps
+    COMPARISON = {"operation": str, "params": {...}, "metric": str,
+                  "anchor": str, "ours": str,  # implementation names
+                  "what": str,                 # what the ratio compares
+                  "anchor_value": float, "ours_value": float,
+                  "ratio": float | null}       # anchor / ours, > 1: ours wins
+
+Times are wall-clock seconds, memory is in bytes and throughputs are MB/s
+(10**6 bytes of input per second).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nima_lessons.course.bench import harness, report
+
+#: Case names in the order they run and are reported.
+CASES = (
+    "nima_table",
+    "lazy_stack",
+    "tiled_labels",
+    "streaming",
+    "overlap_cost",
+    "schedulers",
+)
+
+#: Size presets: ``full`` for the published figures, ``quick`` for a smoke
+#: run under a minute, ``tiny`` for the tests.
+PRESETS = ("full", "quick", "tiny")
+
+SCHEMA_VERSION = 1
+
+# Size of the memory-copy reference per preset: far above the CPU caches
+# where it matters, small where only the structure is checked.
+_COPY_BYTES = {
+    "full": 512 * harness.MEGABYTE,
+    "quick": 128 * harness.MEGABYTE,
+    "tiny": 8 * harness.MEGABYTE,
+}
+
+__all__ = [
+    "CASES",
+    "PRESETS",
+    "load_results",
+    "results_frame",
+    "run_benchmarks",
+    "run_case",
+    "validate_cases",
+]
+
+
+def validate_cases(cases: str | Iterable[str] | None) -> list[str]:
+    """Return the requested case names in run order, without duplicates.
+
+    Parameters
+    ----------
+    cases : str, iterable of str or None
+        Case names (see :data:`CASES`); ``None`` selects them all.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        If a name is not a known case, or none is given.
+
+    Examples
+    --------
+    >>> validate_cases(["schedulers", "nima_table"])
+    ['nima_table', 'schedulers']
+    """
+    if cases is None:
+        return list(CASES)
+    names = [cases] if isinstance(cases, str) else list(cases)
+    unknown = [name for name in names if name not in CASES]
+    if unknown:
+        raise ValueError(
+            f"unknown benchmark case {', '.join(map(repr, unknown))}: "
+            f"expected one of {', '.join(CASES)}"
+        )
+    if not names:
+        raise ValueError(f"cases is empty: name at least one of {', '.join(CASES)}")
+    return [name for name in CASES if name in names]
+
+
+def _validate_preset(preset: str) -> str:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return preset
+
+
+def _case_module(name: str):
+    return importlib.import_module(f"nima_lessons.course.bench.{name}")
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def run_case(
+    name: str,
+    preset: str = "quick",
+    repeats: int | None = None,
+    copy_MBps: float | None = None,
+    progress: bool | Callable[[str], None] = False,
+) -> dict:
+    """Run one benchmark case and return its result (a ``cases`` entry).
+
+    Parameters
+    ----------
+    name : str
+        A case name (see :data:`CASES`).
+    preset : {"full", "quick", "tiny"}
+        Which sizes to use.
+    repeats : int, optional
+        Timed repeats per figure; the case's default for the preset if omitted.
+    copy_MBps : float, optional
+        Memory-copy bandwidth of the machine, the reference for throughputs;
+        measured (small) when omitted.
+    progress : bool or callable
+        Print one line per step to stderr (``True``) or pass it to a callable.
+
+    Returns
+    -------
+    dict
+        See the schema in the module docstring. A failure inside the case is
+        recorded in ``error`` rather than raised, so that a long run keeps
+        the other cases.
+
+    Raises
+    ------
+    ValueError
+        If ``name``, ``preset`` or ``repeats`` is invalid.
+    """
+    (name,) = validate_cases([name])
+    preset = _validate_preset(preset)
+    module = _case_module(name)
+    chosen_repeats = harness.check_repeats(module.REPEATS[preset] if repeats is None else repeats)
+    log = progress if callable(progress) else (_stderr_progress if progress else _quiet)
+    if copy_MBps is None:
+        copy_MBps = harness.copy_bandwidth(_COPY_BYTES["tiny"], repeats=3)["MBps"]["median"]
+    params = module.PRESETS[preset]
+    result = {
+        "title": module.TITLE,
+        "claim": module.CLAIM,
+        "params": params,
+        "repeats": chosen_repeats,
+        "error": None,
+        "rows": [],
+        "comparisons": [],
+        "claims": [],
+        "notes": [],
+    }
+    log(f"{name}: {module.TITLE} ({preset}, {chosen_repeats} repeats)")
+    start = time.perf_counter()
+    try:
+        result.update(module.run(params, chosen_repeats, copy_MBps=copy_MBps, log=log))
+    except Exception as error:  # noqa: BLE001 - recorded, the run goes on
+        result["error"] = f"{type(error).__name__}: {error}"
+        log(f"{name}: failed: {result['error']}")
+    result["elapsed_seconds"] = time.perf_counter() - start
+    log(f"{name}: done in {result['elapsed_seconds']:.1f} s")
+    return result
+
+
+def run_benchmarks(
+    cases: str | Iterable[str] | None = None,
+    quick: bool = False,
+    out: str | Path | None = "bench-results",
+    repeats: int | None = None,
+    progress: bool | Callable[[str], None] = True,
+    preset: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Run the benchmark cases and write their JSON, markdown and plots.
+
+    Parameters
+    ----------
+    cases : str or iterable of str, optional
+        Case names (see :data:`CASES`); all of them by default.
+    quick : bool
+        Small sizes that finish in under a minute (the ``quick`` preset).
+    out : path-like or None
+        Folder for ``results.json``, ``results.md`` and one PNG per case;
+        ``None`` writes nothing.
+    repeats : int, optional
+        Timed repeats per figure for every case; each case has its own
+        default otherwise.
+    progress : bool or callable
+        Print one line per step to stderr, or pass the lines to a callable.
+    preset : {"full", "quick", "tiny"}, optional
+        Overrides ``quick``; ``"tiny"`` is for tests.
+    overwrite : bool
+        Replace the result files of an earlier run in ``out``.
+
+    Returns
+    -------
+    dict
+        The results (see the schema in the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If a case name, the preset or ``repeats`` is invalid.
+    FileExistsError
+        If ``out`` already holds results and ``overwrite`` is false (checked
+        before anything runs).
+    """
+    names = validate_cases(cases)
+    chosen = _validate_preset(preset if preset is not None else ("quick" if quick else "full"))
+    if repeats is not None:
+        harness.check_repeats(repeats)
+    if out is not None:
+        report.check_output(out, overwrite)
+    log = progress if callable(progress) else (_stderr_progress if progress else _quiet)
+    start = time.perf_counter()
+    log(f"measuring the machine (copy bandwidth of {_COPY_BYTES[chosen] // harness.MEGABYTE} MB)")
+    machine = harness.machine_info(copy_bytes=_COPY_BYTES[chosen])
+    copy_MBps = machine["copy_bandwidth"]["MBps"]["median"]
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": chosen,
+        "repeats": repeats,
+        "machine": machine,
+        "cases": {},
+    }
+    for name in names:
+        results["cases"][name] = run_case(name, chosen, repeats, copy_MBps=copy_MBps, progress=log)
+    results["total_seconds"] = time.perf_counter() - start
+    if out is not None:
+        results["files"] = report.write_report(results, out, overwrite=overwrite)
+        log(f"results written to {results['files']['markdown']}")
+    return results
+
+
+def load_results(path: str | Path = "bench-results") -> dict:
+    """Read the results of an earlier run.
+
+    Parameters
+    ----------
+    path : path-like
+        ``results.json`` or the folder holding it.
+
+    Returns
+    -------
+    dict
+        See the schema in the module docstring.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no results file at ``path``.
+    """
+    return report.load_json(path)
+
+
+def results_frame(results: dict):
+    """Return every row of every case as one flat pandas DataFrame.
+
+    Parameters
+    ----------
+    results : dict
+        As returned by :func:`run_benchmarks` or :func:`load_results`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measurement: ``case``, ``operation``, ``implementation``,
+        ``role``, one column per parameter (``param_<name>``), the median /
+        min / max seconds, the memory figures and one column per metric.
+    """
+    return report.rows_frame(results)

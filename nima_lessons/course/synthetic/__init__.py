@@ -1,0 +1,104 @@
+"""Synthetic data for every lesson: nothing has to be downloaded.
+
+Mandelbrot zoom stacks (delayed loading), nuclei images (tiled counting), TIFF-folder
+time-lapses (lazy loading) and ratiometric time-lapses (the analysis pipeline).
+"""
+
+from nima_lessons.course.synthetic.datasets import (
+    DATASETS,
+    dataset_parameters,
+    dataset_path,
+    ensure_dataset,
+    is_complete,
+)
+from nima_lessons.course.synthetic.mandelbrot import (
+    MAX_ITERATIONS,
+    START_WIDTH,
+    ZOOM_CENTRE,
+    ZOOM_PER_LEVEL,
+    UniformFrame,
+    first_uniform_frame,
+    frame_width,
+    is_uniform,
+    mandelbrot_frame,
+    mandelbrot_stack,
+    mandelbrot_stack_delayed,
+    rendered_frames,
+)
+from nima_lessons.course.synthetic.nuclei import (
+    NUCLEI_THRESHOLD,
+    NucleiImage,
+    NucleiLayout,
+    nuclei_count,
+    nuclei_image,
+    nuclei_layout,
+    render_nuclei,
+)
+from nima_lessons.course.synthetic.nuclei_zarr import nuclei_dask, open_nuclei_zarr, write_nuclei_zarr
+from nima_lessons.course.synthetic.ratiometric import (
+    CHANNELS,
+    RATIOMETRIC_FILES,
+    RatiometricData,
+    RatiometricScene,
+    max_cells,
+    open_ratiometric,
+    ratiometric_scene,
+    ratiometric_timelapse,
+    write_ratiometric,
+)
+from nima_lessons.course.synthetic.timelapse import (
+    FILE_PATTERN,
+    TimelapseScene,
+    timelapse_array,
+    timelapse_scene,
+    write_tiff_timelapse,
+)
+
+__all__ = [
+    # Mandelbrot zoom stack (delayed loading)
+    "MAX_ITERATIONS",
+    "START_WIDTH",
+    "ZOOM_CENTRE",
+    "ZOOM_PER_LEVEL",
+    "UniformFrame",
+    "first_uniform_frame",
+    "frame_width",
+    "is_uniform",
+    "mandelbrot_frame",
+    "mandelbrot_stack",
+    "mandelbrot_stack_delayed",
+    "rendered_frames",
+    # nuclei (tiled counting)
+    "NUCLEI_THRESHOLD",
+    "NucleiImage",
+    "NucleiLayout",
+    "nuclei_count",
+    "nuclei_dask",
+    "nuclei_image",
+    "nuclei_layout",
+    "open_nuclei_zarr",
+    "render_nuclei",
+    "write_nuclei_zarr",
+    # TIFF-folder time-lapse (lazy loading)
+    "FILE_PATTERN",
+    "TimelapseScene",
+    "timelapse_array",
+    "timelapse_scene",
+    "write_tiff_timelapse",
+    # ratiometric time-lapse (pipeline)
+    "CHANNELS",
+    "RATIOMETRIC_FILES",
+    "RatiometricData",
+    "RatiometricScene",
+    "max_cells",
+    "open_ratiometric",
+    "ratiometric_scene",
+    "ratiometric_timelapse",
+    "write_ratiometric",
+    # datasets on disk
+    "DATASETS",
+    "dataset_parameters",
+    "dataset_path",
+    "ensure_dataset",
+    "is_complete",
+]
