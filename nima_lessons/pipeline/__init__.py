@@ -11,7 +11,7 @@ from nima_lessons.pipeline._median import FOOTPRINTS, make_footprint, median, me
 from nima_lessons.pipeline._ratio import ratio, ratio_plane
 from nima_lessons.pipeline._segment import THRESHOLD_METHODS, segment, segment_plane
 from nima_lessons.pipeline._shading import shading, shading_plane
-from nima_lessons.pipeline.run import IMAGE_DIMS, PipelineConfig, run_pipeline
+from nima_lessons.pipeline.run import IMAGE_DIMS, PRESETS, PipelineConfig, run_pipeline
 from nima_lessons.store import save
 
 __all__ = [

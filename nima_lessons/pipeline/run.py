@@ -82,6 +82,10 @@ class PipelineConfig:
             )
 
 
+#: Named settings: ``PRESETS[name]`` is a complete :class:`PipelineConfig`.
+PRESETS: dict[str, PipelineConfig] = {"default": PipelineConfig()}
+
+
 def run_pipeline(
     im: xr.DataArray, dark=None, flat=None, config: PipelineConfig | None = None
 ) -> xr.Dataset:
