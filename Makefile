@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TEST_SIZE ?= small
 PYTEST_ARGS ?=
 
-.PHONY: help venv lab test unit notebooks data bench bench-quick clean-data
+.PHONY: help venv lab test unit notebooks data bench bench-quick docs clean-data
 
 help:
 	@echo "make lab          set up and open the lessons in JupyterLab (localhost, token on)"
@@ -20,6 +20,7 @@ help:
 	@echo "make data         generate every lesson dataset into data/"
 	@echo "make bench        run the full benchmark (nima-lessons bench)"
 	@echo "make bench-quick  run the quick benchmark (under a minute)"
+	@echo "make docs         build the website into docs/_build/html and check it"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The website's tools (the docs extra of pyproject.toml), on top of the main install.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
 
 # Jupyter refuses to run as root (containers, some cloud machines) unless told to.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
@@ -56,6 +63,13 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/nima-lessons bench --quick --out bench-results/quick --overwrite
+
+# The lessons are rendered from their stored outputs, never executed here. -E reads every
+# page afresh, so that a warning is never hidden by an earlier build; warnings are errors.
+docs: $(DOCS_STAMP)
+	rm -rf docs/api/generated
+	$(BIN)/sphinx-build -E -W --keep-going -b html docs docs/_build/html
+	NIMA_LESSONS_DOCS_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_docs_site.py
 
 clean-data:
 	rm -rf data
