@@ -6,6 +6,7 @@ stored in ``notebooks/*.ipynb`` and are never executed here.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 import tomllib
@@ -42,10 +43,14 @@ extensions = [
 exclude_patterns = ["_build", "_ext", "_templates", "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
 root_doc = "index"
-# Internal references must resolve; names from other projects (numpy, xarray, dask...) are
-# not linked, since the build runs without network access to their inventories.
+# Every reference to this project's names must resolve, short ones included (`read_image`
+# means the name in scope where it is written). Other projects' dotted names (numpy.ndarray,
+# xarray.DataArray...) and builtins are not linked: the build runs without their inventories.
 nitpicky = True
-nitpick_ignore_regex = [(r"py:.*", r"(?!nima_lessons\b).*")]
+nitpick_ignore_regex = [
+    (r"py:.*", r"(?!nima_lessons\.)\w+\..+"),
+    (r"py:.*", "|".join(name for name in dir(builtins) if not name.startswith("_"))),
+]
 
 # -- Lessons (myst-nb) -----------------------------------------------------------------------
 # nbval executes every notebook in CI; the site shows the outputs stored in them.

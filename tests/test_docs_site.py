@@ -49,7 +49,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 def site() -> dict:
     """Every HTML page of the built site, parsed, by path relative to the site root."""
     if not (SITE / "index.html").is_file():
-        message = "the website is not built (docs/_build/html): `make docs` builds and checks it"
+        message = f"the website is not built ({SITE}): `make docs` builds and checks it"
         if os.environ.get(REQUIRED_ENV) == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -232,17 +232,26 @@ def test_exercise_solutions_need_a_click(lessons):
     solutions = {path.name: _code_lines(path.read_text(encoding="utf-8")) for path in SOLUTIONS}
     shown = []
     for name, article in lessons.items():
+        inputs = [cell.select_one("div.cell_input") for cell in article.select("div.cell")]
+        earlier = [part.get_text() for part in inputs if part is not None]
         for cell in article.select("div.cell.tag_solution"):
             for part in cell.select("div.cell_input, div.cell_output"):
                 if not _hidden(part):
                     shown.append(f"{name}: a cell tagged 'solution' shows its {part['class'][0]}")
+            # The exercise's checker run again after the solution states the answer.
+            check = cell.find_next("div", class_="cell")
+            source = check.select_one("div.cell_input") if check else None
+            repeated = source is not None and earlier.count(source.get_text()) > 1
+            if repeated and any(not _hidden(out) for out in check.select("div.cell_output")):
+                shown.append(f"{name}: the check after a solution shows its verdict")
         for block in article.select("div.cell_input pre"):
             if _hidden(block):
                 continue
             text = block.get_text()
             lines = _code_lines(text)
-            if re.search(r"^#\s*%load\s+solutions/", text, flags=re.MULTILINE) and lines:
-                shown.append(f"{name}: a loaded solution shows its code: {lines[0]!r}")
+            loaded = [line for line in lines if not line.startswith("%load ")]
+            if re.search(r"^(#\s*)?%load\s+(\./)?solutions/", text, flags=re.MULTILINE) and loaded:
+                shown.append(f"{name}: a loaded solution shows its code: {loaded[0]!r}")
             for file, code in solutions.items():
                 if code and all(line in lines for line in code):
                     shown.append(f"{name}: the code of solutions/{file} is visible")
@@ -429,12 +438,9 @@ def test_prepare_lesson_folds_solutions_and_loads_their_code(lesson_pages, tmp_p
 
     cells = notebook["cells"]
     assert cells[1]["source"] == "# %load solutions/answer.py\nanswer = 6 * 7\nprint(answer)"
-    assert [("hide-cell" in cell["metadata"].get("tags", [])) for cell in cells] == [
-        True,
-        True,
-        True,
-        False,
-    ]
+    hidden = [("hide-cell" in cell["metadata"].get("tags", [])) for cell in cells]
+    assert hidden == [True, True, True, False]
+    assert all("solution" in cell["metadata"]["tags"] for cell in cells[:3])
     assert cells[3]["source"] == "x = 1"
     assert problems == ["cell 3 loads solutions/nothing.py, which does not exist"]
     nbformat.validate(nbformat.from_dict(notebook))
@@ -468,3 +474,20 @@ def test_prepare_lesson_replaces_widgets_and_error_outputs_are_found(lesson_page
     assert "widgets" not in notebook["metadata"]
     assert 'class="lesson-widget"' in notebook["cells"][0]["outputs"][0]["data"]["text/html"]
     assert lesson_pages.error_outputs(notebook) == [(2, "ValueError: bad")]
+
+
+def test_prepare_lesson_folds_the_verdict_after_a_solution(lesson_pages, tmp_path):
+    import nbformat
+
+    check = "exercises.check(answer)"
+    notebook = _notebook(
+        nbformat.v4.new_code_cell(check),
+        nbformat.v4.new_code_cell("answer = 42", metadata={"tags": ["solution"]}),
+        nbformat.v4.new_code_cell(check),
+        nbformat.v4.new_code_cell(check),
+    )
+
+    lesson_pages.prepare_lesson(notebook, tmp_path)
+
+    tags = [cell["metadata"].get("tags", []) for cell in notebook["cells"]]
+    assert tags == [[], ["solution", "hide-cell"], ["hide-output"], []]

@@ -32,7 +32,7 @@ LESSON_FOLDER = "notebooks"
 #: Lessons are the notebooks whose names start with a digit, as in the Makefile.
 LESSON_PATTERN = "[0-9]*.ipynb"
 #: A cell that loads an exercise solution from a file (a commented magic, run on demand).
-LOAD_SOLUTION = re.compile(r"^#\s*%load\s+(?P<path>solutions/\S+\.py)\s*$")
+LOAD_SOLUTION = re.compile(r"^(?:#\s*)?%load\s+(?P<path>(?:\./)?solutions/\S+\.py)\s*$")
 #: Comment lines that only steer nbval; they mean nothing to a reader.
 NBVAL_MARKER = re.compile(r"^\s*#\s*NBVAL_[A-Z_]+\s*$")
 #: The output of an interactive widget: a reference to live state that a static page lacks.
@@ -42,10 +42,14 @@ WIDGET_NOTE = (
     '<div class="lesson-widget"><p><strong>Interactive viewer.</strong> It works in a running '
     "notebook (Binder or <code>make lab</code>); a still picture of it follows.</p></div>"
 )
-#: How the toggle of a folded solution reads.
+#: How the toggles of a folded solution, and of the check that follows it, read.
 SOLUTION_PROMPTS = {
     "code_prompt_show": "Show the solution",
     "code_prompt_hide": "Hide the solution",
+}
+CHECK_PROMPTS = {
+    "code_prompt_show": "Show the check of the solution",
+    "code_prompt_hide": "Hide the check of the solution",
 }
 
 
@@ -93,8 +97,28 @@ def replace_widgets(cell: dict) -> None:
             output["data"] = {"text/html": WIDGET_NOTE, "text/plain": "interactive viewer"}
 
 
+def _clean_source(cell: dict, folder: Path) -> str | None:
+    """Drop nbval markers and load a ``%load`` solution's code; return a problem, if any."""
+    lines = [line for line in _source(cell).splitlines() if not NBVAL_MARKER.match(line)]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    problem = None
+    load = LOAD_SOLUTION.match(lines[0]) if lines else None
+    if load and not any(line.strip() for line in lines[1:]):
+        solution = folder / load["path"]
+        if solution.is_file():
+            lines += solution.read_text(encoding="utf-8").rstrip("\n").splitlines()
+        else:
+            problem = f"loads {load['path']}, which does not exist"
+    cell["source"] = "\n".join(lines)
+    return problem
+
+
 def prepare_lesson(notebook: dict, folder: Path) -> list[str]:
     """Turn a lesson notebook into its page version, in place; return the problems found.
+
+    A solution cell is folded whole. So is the output of the cell right after it when that
+    cell repeats an earlier one (the exercise's checker), since its verdict gives the answer.
 
     Parameters
     ----------
@@ -111,29 +135,30 @@ def prepare_lesson(notebook: dict, folder: Path) -> list[str]:
     problems = []
     # Without widget state myst-nb loads no widget scripts; the viewers are notes now.
     notebook.get("metadata", {}).pop("widgets", None)
+    earlier, after_solution = set(), False
     for number, cell in enumerate(notebook.get("cells", []), start=1):
         if cell.get("cell_type") != "code":
+            after_solution = False
             continue
         replace_widgets(cell)
-        lines = [line for line in _source(cell).splitlines() if not NBVAL_MARKER.match(line)]
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        load = LOAD_SOLUTION.match(lines[0]) if lines else None
-        if load and not any(line.strip() for line in lines[1:]):
-            solution = folder / load["path"]
-            if solution.is_file():
-                lines += solution.read_text(encoding="utf-8").rstrip("\n").splitlines()
-            else:
-                problems.append(f"cell {number} loads {load['path']}, which does not exist")
-        cell["source"] = "\n".join(lines)
+        if problem := _clean_source(cell, folder):
+            problems.append(f"cell {number} {problem}")
         metadata = cell.setdefault("metadata", {})
-        if is_solution(cell):
+        solution = is_solution(cell)
+        if solution:
+            tags = metadata.setdefault("tags", [])
+            tags.extend([] if "solution" in tags else ["solution"])
             _add_tag(cell, "hide-cell")
             metadata.setdefault("mystnb", {}).update(SOLUTION_PROMPTS)
+        elif after_solution and cell["source"] in earlier:
+            _add_tag(cell, "hide-output")
+            metadata.setdefault("mystnb", {}).update(CHECK_PROMPTS)
         elif metadata.get("jupyter", {}).get("source_hidden"):
             _add_tag(cell, "hide-input")
         if metadata.get("jupyter", {}).get("outputs_hidden"):
             _add_tag(cell, "hide-output")
+        earlier.add(cell["source"])
+        after_solution = solution
     return problems
 
 
