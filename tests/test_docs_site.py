@@ -491,3 +491,10 @@ def test_prepare_lesson_folds_the_verdict_after_a_solution(lesson_pages, tmp_pat
 
     tags = [cell["metadata"].get("tags", []) for cell in notebook["cells"]]
     assert tags == [[], ["solution", "hide-cell"], ["hide-output"], []]
+
+
+def test_lesson_pages_examples(lesson_pages):
+    import doctest
+
+    result = doctest.testmod(lesson_pages)
+    assert result.attempted and not result.failed
