@@ -7,13 +7,21 @@ overlap, `overlap_for` gives it from the filter's parameters, `overlap_sweep` ta
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import dask.array as da
 import numpy as np
 import pandas as pd
+
+from nima_lessons._search import first_passing
+
+#: What ``map_overlap`` pads the image border with (``"none"``: nothing, the filter's mode).
+Boundary = Literal["none", "reflect", "periodic", "nearest"] | float
+#: Samples of a Gaussian kernel kept on each side, in sigmas (scipy's default).
+TRUNCATE = 4.0
 
 # ---------------------------------------------------------------- measuring
 
@@ -93,7 +101,7 @@ def tiled_apply(
     image,
     chunks,
     depth,
-    boundary: str = "none",
+    boundary: Boundary = "none",
     dtype=None,
 ) -> da.Array:
     """Apply a numpy filter to overlapping tiles, lazily.
@@ -155,7 +163,7 @@ def tile_error(
     image,
     chunks,
     depth,
-    boundary: str = "none",
+    boundary: Boundary = "none",
     reference: np.ndarray | None = None,
 ) -> TileError:
     """Measure how much filtering in overlapping tiles differs from the whole image.
@@ -219,7 +227,8 @@ def minimal_overlap(
     with a finite footprint: once the overlap covers it, the error is 0).
     Depths 0, 1, 2, 4, 8, ... are tried until one is good enough, then a
     binary search between the last bad and the first good depth finds the
-    smallest: about ``2 * log2(depth)`` evaluations instead of ``depth``.
+    smallest: about ``2 * log2(depth)`` evaluations instead of ``depth``
+    (:func:`nima_lessons._search.first_passing`).
 
     Parameters
     ----------
@@ -283,21 +292,13 @@ def minimal_overlap(
         evaluations[depth] = error.max_abs_error
         return error.max_abs_error <= tol
 
-    bad, depth = -1, 0
-    while not good(depth):
-        if depth >= limit:
-            raise ValueError(
-                f"no overlap up to {limit} px reproduces the whole image within tol={tol} "
-                f"(error {evaluations[depth]:.3g} at {depth} px) with chunks "
-                f"{_chunk_summary(grid_chunks)}: use larger chunks or max_depth"
-            )
-        bad, depth = depth, min(max(1, 2 * depth), limit)
-    while depth - bad > 1:
-        middle = (bad + depth) // 2
-        if good(middle):
-            depth = middle
-        else:
-            bad = middle
+    depth = first_passing(good, limit)
+    if depth is None:
+        raise ValueError(
+            f"no overlap up to {limit} px reproduces the whole image within tol={tol} "
+            f"(error {evaluations[limit]:.3g} at {limit} px) with chunks "
+            f"{_chunk_summary(grid_chunks)}: use larger chunks or max_depth"
+        )
     return (depth, evaluations) if return_evaluations else depth
 
 
@@ -340,7 +341,7 @@ def overlap_for(filter_name, ndim: int | None = None, **params):
     Returns
     -------
     int or tuple of int
-        The overlap in pixels: ``int(truncate * sigma + 0.5)`` (or ``radius``)
+        The overlap in pixels: :func:`gaussian_depth` (or ``radius``)
         for Gaussian filters, the footprint radius ``size // 2`` for median,
         rank, minimum/maximum, erosion/dilation and uniform filters, twice the
         radius for openings, closings and top-hats, 1 for sobel, prewitt and
@@ -383,6 +384,39 @@ def overlap_for(filter_name, ndim: int | None = None, **params):
     return depths
 
 
+def gaussian_depth(sigma: float, truncate: float = TRUNCATE) -> int:
+    """Return the overlap a Gaussian filter needs: ``ceil(sigma * truncate)`` pixels.
+
+    The rule of dask-image's lazy Gaussian filters. scipy's kernel reaches
+    ``int(sigma * truncate + 0.5)`` pixels, never more, so this depth is always
+    enough, and at most 1 px more than the smallest exact one.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the kernel in pixels (>= 0).
+    truncate : float
+        Kernel half-width in standard deviations (scipy's default 4.0).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` or ``truncate`` is negative.
+
+    Examples
+    --------
+    >>> gaussian_depth(5), gaussian_depth(1.1), gaussian_depth(2, truncate=2.5)
+    (20, 5, 5)
+    """
+    if sigma < 0 or truncate < 0:
+        raise ValueError(f"sigma and truncate must be >= 0, got sigma={sigma}, truncate={truncate}")
+    return math.ceil(sigma * truncate)
+
+
 def _name_and_params(filter_name, params: dict) -> tuple[str, dict]:
     if isinstance(filter_name, functools.partial):
         if filter_name.args:
@@ -408,8 +442,7 @@ def _gaussian_depths(name: str, params: dict) -> tuple[int, ...]:
         return tuple(int(r) for r in _as_tuple(params["radius"]))
     if "sigma" not in params:
         raise ValueError(f"{name} needs sigma (or radius) to give an overlap")
-    truncate = float(params.get("truncate", 4.0))
-    return tuple(int(truncate * float(s) + 0.5) for s in _as_tuple(params["sigma"]))
+    return tuple(gaussian_depth(float(s), float(params.get("truncate", TRUNCATE))) for s in _as_tuple(params["sigma"]))
 
 
 def _footprint_radii(name: str, params: dict, default_size: int | None) -> tuple[int, ...]:
@@ -499,12 +532,18 @@ def overlap_sweep(
     return pd.DataFrame(rows)
 
 
+def _pixels_read(tile_px, depth_px, neighbour_sides):
+    """The one overlap-cost rule: a tile reads itself plus ``depth`` on each side with a neighbour."""
+    return tile_px + neighbour_sides * depth_px
+
+
 def extra_pixel_fraction(chunks: tuple[tuple[int, ...], ...], depth) -> float:
     """Fraction of extra pixels that tiles with overlap read, beyond the image.
 
     With ``boundary="none"`` a tile gains ``depth`` pixels on each side that
-    has a neighbour; the tiles form a grid, so the pixels read are the product
-    over axes of the summed extended tile lengths.
+    has a neighbour (:func:`overlap_cost_factor` is the same rule for a tile
+    with neighbours all round); the tiles form a grid, so the pixels read are
+    the product over axes of the summed extended tile lengths.
 
     Parameters
     ----------
@@ -525,10 +564,54 @@ def extra_pixel_fraction(chunks: tuple[tuple[int, ...], ...], depth) -> float:
     depth_per_axis = _depth_per_axis(depth, chunks)
     read, size = 1, 1
     for axis, sizes in enumerate(chunks):
-        internal_sides = 2 * (len(sizes) - 1)
-        read *= sum(sizes) + internal_sides * depth_per_axis[axis]
+        last = len(sizes) - 1
+        read *= sum(
+            _pixels_read(tile, depth_per_axis[axis], (index > 0) + (index < last))
+            for index, tile in enumerate(sizes)
+        )
         size *= sum(sizes)
     return (read - size) / size if size else 0.0
+
+
+def overlap_cost_factor(tile_px, depth_px, ndim: int = 2):
+    """Pixels an inner tile reads with its margin, over the pixels it delivers.
+
+    Parameters
+    ----------
+    tile_px : int or array_like
+        Tile edge length in pixels (> 0).
+    depth_px : int or array_like
+        Margin on each side in pixels (>= 0).
+    ndim : int
+        Number of tiled axes.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``((tile_px + 2 * depth_px) / tile_px) ** ndim``: the rule of
+        :func:`extra_pixel_fraction` for a tile with neighbours on every side,
+        which the whole tiling approaches as the tiles get many.
+
+    Raises
+    ------
+    ValueError
+        For a tile size <= 0 or a negative margin.
+
+    Examples
+    --------
+    >>> round(float(overlap_cost_factor(32, 10)), 2)
+    2.64
+    >>> round(float(overlap_cost_factor(32, 20)), 2)
+    5.06
+    """
+    tile = np.asarray(tile_px, dtype=np.float64)
+    depth = np.asarray(depth_px, dtype=np.float64)
+    if np.any(tile <= 0):
+        raise ValueError(f"tile_px must be > 0, got {tile_px!r}")
+    if np.any(depth < 0):
+        raise ValueError(f"depth_px must be >= 0, got {depth_px!r}")
+    factor = (_pixels_read(tile, depth, 2) / tile) ** ndim
+    return float(factor) if factor.ndim == 0 else factor
 
 
 # ---------------------------------------------------------------- helpers
@@ -578,10 +661,14 @@ def _chunk_summary(chunks) -> str:
 
 __all__ = [
     "KNOWN_FILTERS",
+    "TRUNCATE",
+    "Boundary",
     "TileError",
     "compare_results",
     "extra_pixel_fraction",
+    "gaussian_depth",
     "minimal_overlap",
+    "overlap_cost_factor",
     "overlap_for",
     "overlap_sweep",
     "tile_error",

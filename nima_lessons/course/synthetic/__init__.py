@@ -51,6 +51,7 @@ from nima_lessons.course.synthetic.timelapse import (
     TimelapseScene,
     timelapse_array,
     timelapse_scene,
+    write_tiff_folder,
     write_tiff_timelapse,
 )
 
@@ -84,6 +85,7 @@ __all__ = [
     "TimelapseScene",
     "timelapse_array",
     "timelapse_scene",
+    "write_tiff_folder",
     "write_tiff_timelapse",
     # ratiometric time-lapse (pipeline)
     "CHANNELS",

@@ -1,0 +1,349 @@
+"""The benchmark case protocol: what a case declares, and the runner that measures and records it.
+
+A case says what to measure; the runner does the rest (repeats, fresh processes, rows,
+ratios, skipped optional anchors, the error of a failed case).
+
+Adding a case
+-------------
+A case is one module ``nima_lessons/course/bench/<name>.py`` holding ``CASE = Case(...)``;
+its name in :data:`nima_lessons.course.bench.PLANNED_CASES` sets its place in the report
+(a planned name whose module is absent is simply not offered). The module gives:
+
+``title``, ``claim``
+    One line each: what is measured, and what the figures should show.
+``presets``
+    ``{"tiny": {...}, "quick": {...}, "full": {...}}``: the sizes, JSON-compatible.
+    ``tiny`` runs in the unit tests (seconds), ``quick`` under a minute, ``full`` is
+    the published run.
+``repeats``
+    Timed repeats per preset, e.g. ``{"tiny": 1, "quick": 2, "full": 5}``.
+``trials(context)``
+    A generator: set up the input (``context.params`` are the preset's sizes,
+    ``context.scratch`` a temporary folder removed afterwards), then ``yield`` one
+    :class:`Trial` per row: the anchor (the established way), ours, and any
+    reference (a memory copy, a whole-image result). Each ``yield`` returns the
+    measured row (a dict of the ``ROW`` schema in :mod:`nima_lessons.course.bench`),
+    or ``None`` when the trial was skipped, so later trials can depend on it.
+    Whatever the generator holds open (a cluster, a ``with`` block) stays open while
+    its trials are measured.
+``claims(rows, params)``, optional
+    Returns the claims checked on the rows, each made with :func:`claim`.
+``notes``, ``source``, ``figure``, ``comparisons``, optional
+    Fixed notes; figures quoted from elsewhere; the function drawing the case's PNG
+    (a ``case -> matplotlib.figure.Figure`` callable, default one bar per row); a
+    ``rows -> comparisons`` function for ratios beyond anchor / ours.
+
+A :class:`Trial` names the row (``operation``, ``implementation``, ``role``,
+``params``) and how to measure it, with exactly one of:
+
+- ``run``: a callable timed here, ``repeats`` times after an optional ``warmup``;
+- ``job``: ``("package.module:function", kwargs)``, a function that loads its input
+  and returns a :class:`~nima_lessons.course.bench.harness.Work`, run in a fresh
+  process so that the row's peak memory is that job's alone;
+- ``seconds``: values the case measured itself (a cluster's start-up).
+
+Ratios are made by the runner: every ``ours`` row is compared, on each figure of its
+``compare``, with every anchor or reference row of the same ``operation`` whose
+(non-``None``) parameters it shares. A trial whose ``requires`` names a module that is
+not installed (an optional anchor) is skipped with a one-line note.
+
+The two cases planned next follow the same protocol: ``tiled_pipeline`` (the whole
+pipeline on one large chunked plane, tiled against whole planes: a ``job`` per way,
+comparing ``seconds`` and ``peak_rss_bytes``) and ``real_data`` (our pipeline on nima's
+sample image against nima's own command line, a trial that ``requires=("nima",)``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nima_lessons.course.bench import harness
+
+__all__ = [
+    "PRESETS",
+    "ROLES",
+    "Case",
+    "Context",
+    "Preset",
+    "Role",
+    "Trial",
+    "Trials",
+    "claim",
+    "comparison",
+    "run_case",
+]
+
+Preset = Literal["tiny", "quick", "full"]
+Role = Literal["ours", "anchor", "reference"]
+
+#: Size presets: ``tiny`` for the tests, ``quick`` for a smoke run, ``full`` for the figures.
+PRESETS: tuple[Preset, ...] = ("tiny", "quick", "full")
+#: What a row stands for: this package, the established way, or a yardstick.
+ROLES: tuple[Role, ...] = ("ours", "anchor", "reference")
+
+_PROFILE = "nima_lessons.course.bench.harness:profile_prepared"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One row of a case: what was measured, by whom, and how to measure it (see the module)."""
+
+    operation: str
+    implementation: str
+    role: Role
+    params: Mapping[str, Any]
+    run: Callable[[], Any] | None = None
+    job: tuple[str, Mapping[str, Any]] | None = None
+    seconds: Sequence[float] | None = None
+    warmup: Callable[[], Any] | None = None
+    #: Time the first call of ``run`` as ``first_run_seconds`` (start-up, compilation).
+    first_run: bool = False
+    record: Callable[[Any], Mapping[str, Any]] | None = None
+    repeats: int | None = None
+    #: Bytes of input the work reads: adds ``throughput_MBps`` and ``copy_fraction``.
+    n_bytes: int | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    compare: tuple[str, ...] = ("seconds",)
+    requires: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
+        given = [self.run is not None, self.job is not None, self.seconds is not None]
+        if sum(given) > 1:
+            raise ValueError(f"{self.operation}: give at most one of run, job and seconds")
+
+
+#: What a case's ``trials`` is: a generator of trials receiving each measured row back.
+Trials = Generator[Trial, dict[str, Any], None]
+
+
+@dataclass
+class Context:
+    """What a case's ``trials`` receives: sizes, repeats, a scratch folder, a log and notes."""
+
+    params: Mapping[str, Any]
+    repeats: int
+    copy_MBps: float
+    scratch: Path
+    log: Callable[[str], None]
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Add a note to the case's report (once) and log it."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.log(text)
+
+
+def _bars(case: Mapping[str, Any]) -> Any:
+    from nima_lessons.course.plotting import plot_bench_bars
+
+    return plot_bench_bars(case)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A benchmark case (see the module docstring for each field)."""
+
+    title: str
+    claim: str
+    presets: Mapping[Preset, Mapping[str, Any]]
+    repeats: Mapping[Preset, int]
+    trials: Callable[[Context], Iterable[Trial]]
+    claims: Callable[[list[dict], Mapping[str, Any]], list[dict]] | None = None
+    notes: Sequence[str] = ()
+    source: Mapping[str, Any] | None = None
+    figure: Callable[[Mapping[str, Any]], Any] = _bars
+    comparisons: Callable[[list[dict]], list[dict]] | None = None
+
+
+def claim(text: str, value: float | None, threshold: float, at_least: bool = True) -> dict:
+    """Return one claim: ``value`` against ``threshold``, holding when at least (or at most) it.
+
+    Examples
+    --------
+    >>> claim("ours is 2x faster", 2.5, 2.0)["holds"], claim("small", 3.0, 1.0, at_least=False)["holds"]
+    (True, False)
+    """
+    holds = value is not None and (value >= threshold if at_least else value <= threshold)
+    return {"claim": text, "value": value, "threshold": threshold, "holds": bool(holds)}
+
+
+def row_value(row: Mapping[str, Any], metric: str) -> float | None:
+    """Return the figure ``metric`` of a row: the median for ``"seconds"``."""
+    if metric == "seconds":
+        return None if row["seconds"] is None else row["seconds"]["median"]
+    return row[metric] if metric in row else row["metrics"].get(metric)
+
+
+def comparison(anchor: Mapping, ours: Mapping, metric: str = "seconds", what: str | None = None) -> dict:
+    """Compare two rows on one figure: the ratio anchor / ours (above 1: ours is faster or leaner).
+
+    Examples
+    --------
+    >>> row = lambda name, s: {"operation": "op", "implementation": name, "params": {},
+    ...                        "seconds": {"median": s}, "metrics": {}}
+    >>> comparison(row("them", 2.0), row("us", 0.5))["ratio"]
+    4.0
+    """
+    anchor_value, ours_value = row_value(anchor, metric), row_value(ours, metric)
+    return {
+        "operation": ours["operation"],
+        "params": dict(ours["params"]),
+        "metric": metric,
+        "anchor": anchor["implementation"],
+        "ours": ours["implementation"],
+        "what": what or f"{anchor['implementation']} / {ours['implementation']}",
+        "anchor_value": anchor_value,
+        "ours_value": ours_value,
+        "ratio": anchor_value / ours_value if anchor_value is not None and ours_value else None,
+    }
+
+
+def _shares_params(other: Mapping, ours: Mapping) -> bool:
+    return all(ours["params"].get(key) == value for key, value in other["params"].items() if value is not None)
+
+
+def _compare_rows(rows: list[dict], compare: Mapping[int, tuple[str, ...]]) -> list[dict]:
+    found = []
+    for ours in (row for row in rows if row["role"] == "ours"):
+        for other in rows:
+            if other["role"] != "ours" and other["operation"] == ours["operation"] and _shares_params(other, ours):
+                found += [
+                    comparison(other, ours, metric)
+                    for metric in compare[id(ours)]
+                    if row_value(other, metric) is not None
+                ]
+    return found
+
+
+def _missing(modules: Iterable[str]) -> list[str]:
+    return [name for name in modules if importlib.util.find_spec(name) is None]
+
+
+def _measure(trial: Trial, context: Context) -> dict | None:
+    """Measure one trial and return its row, or ``None`` when an optional module is missing."""
+    missing = _missing(trial.requires)
+    if missing:
+        context.note(
+            f"{trial.implementation} skipped: {', '.join(missing)} not installed "
+            "(optional: pip install 'nima-lessons[bench]')"
+        )
+        return None
+    repeats = harness.check_repeats(trial.repeats or context.repeats)
+    context.log(f"{trial.operation}, {trial.implementation}, {dict(trial.params)}")
+    metrics = dict(trial.metrics)
+    memory: dict[str, Any] = {}
+    seconds = None
+    if trial.job is not None:
+        target, kwargs = trial.job
+        memory = harness.run_in_subprocess(_PROFILE, {"target": target, "kwargs": dict(kwargs), "repeats": repeats})
+        seconds = memory["seconds"]
+        metrics.update(memory.get("metrics", {}))
+    elif trial.run is not None:
+        if trial.first_run:
+            start = time.perf_counter()
+            trial.run()
+            metrics["first_run_seconds"] = time.perf_counter() - start
+        record = trial.record
+        seconds = harness.time_repeats(
+            trial.run, repeats, trial.warmup, None if record is None else lambda result: metrics.update(record(result))
+        )
+    elif trial.seconds is not None:
+        seconds = harness.summarize(list(trial.seconds))
+    if trial.n_bytes and seconds:
+        throughput = trial.n_bytes / harness.MEGABYTE / seconds["median"]
+        metrics.update(throughput_MBps=throughput, copy_fraction=throughput / context.copy_MBps)
+    return {
+        "operation": trial.operation,
+        "implementation": trial.implementation,
+        "role": trial.role,
+        "params": dict(trial.params),
+        "seconds": seconds,
+        "peak_rss_bytes": memory.get("peak_rss_bytes"),
+        "baseline_rss_bytes": memory.get("baseline_rss_bytes"),
+        "work_rss_bytes": memory.get("work_rss_bytes"),
+        "metrics": metrics,
+    }
+
+
+def _drive(trials: Iterable[Trial], context: Context, rows: list[dict], compare: dict[int, tuple[str, ...]]) -> None:
+    """Measure every trial, sending each row back into a generator."""
+    iterator: Iterator[Trial] = iter(trials)
+    send = getattr(iterator, "send", None)
+    row: dict | None = None
+    try:
+        while True:
+            trial = next(iterator) if send is None else send(row)  # a fresh generator takes None
+            row = _measure(trial, context)
+            if row is not None:
+                rows.append(row)
+                compare[id(row)] = trial.compare
+    except StopIteration:
+        pass
+    finally:
+        getattr(iterator, "close", lambda: None)()
+
+
+def run_case(
+    case: Case,
+    preset: Preset,
+    repeats: int | None = None,
+    copy_MBps: float = 1.0,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Run one case and return its result (a ``cases`` entry of the schema).
+
+    Parameters
+    ----------
+    case : Case
+        What to measure.
+    preset : {"tiny", "quick", "full"}
+        Which sizes.
+    repeats : int, optional
+        Timed repeats per row; the case's default for the preset if omitted.
+    copy_MBps : float
+        The machine's copy bandwidth, the reference of throughputs.
+    log : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        A failure inside the case is recorded in ``error``, with the rows
+        measured before it, rather than raised.
+    """
+    params = case.presets[preset]
+    chosen = harness.check_repeats(case.repeats[preset] if repeats is None else repeats)
+    result: dict[str, Any] = {"title": case.title, "claim": case.claim, "params": params, "repeats": chosen}
+    if case.source is not None:
+        result["source"] = dict(case.source)
+    rows: list[dict] = []
+    compare: dict[int, tuple[str, ...]] = {}
+    start = time.perf_counter()
+    error = None
+    with tempfile.TemporaryDirectory(prefix="nima-lessons-bench-") as scratch:
+        context = Context(params, chosen, copy_MBps, Path(scratch), log)
+        try:
+            _drive(case.trials(context), context, rows, compare)
+            comparisons = _compare_rows(rows, compare) + (case.comparisons(rows) if case.comparisons else [])
+            claims = case.claims(rows, params) if case.claims else []
+        except Exception as failure:  # noqa: BLE001 - recorded, the run goes on
+            error, comparisons, claims = f"{type(failure).__name__}: {failure}", [], []
+            log(f"failed: {error}")
+    result.update(
+        error=error,
+        rows=rows,
+        comparisons=comparisons,
+        claims=claims,
+        notes=context.notes + list(case.notes),
+        elapsed_seconds=time.perf_counter() - start,
+    )
+    return result
