@@ -10,16 +10,25 @@ import functools
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import dask.array as da
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, DTypeLike
 
 from nima_lessons._search import first_passing
 
 #: What ``map_overlap`` pads the image border with (``"none"``: nothing, the filter's mode).
 Boundary = Literal["none", "reflect", "periodic", "nearest"] | float
+#: Tile sizes in any form dask accepts (one side, one per axis, explicit chunks, "auto").
+Chunks = int | str | Sequence[Any]
+#: Normalised dask chunks: the tile lengths along each axis.
+GridChunks = tuple[tuple[int, ...], ...]
+#: An overlap in pixels, the same on every axis or one per axis.
+Depth = int | Sequence[int]
+#: A numpy filter: ``func(array) -> array`` of the same shape.
+Filter = Callable[[np.ndarray], np.ndarray]
 #: Samples of a Gaussian kernel kept on each side, in sigmas (scipy's default).
 TRUNCATE = 4.0
 
@@ -48,7 +57,7 @@ class TileError(NamedTuple):
     signed_sum: float
 
 
-def compare_results(tiled, reference) -> TileError:
+def compare_results(tiled: ArrayLike, reference: ArrayLike) -> TileError:
     """Summarise the difference between two results of the same shape.
 
     Parameters
@@ -76,14 +85,15 @@ def compare_results(tiled, reference) -> TileError:
     reference = np.asarray(reference)
     if tiled.shape != reference.shape:
         raise ValueError(
-            f"tiled result has shape {tiled.shape}, expected the reference shape "
-            f"{reference.shape}"
+            f"tiled result has shape {tiled.shape}, expected the reference shape {reference.shape}"
         )
     if tiled.size == 0:
         return TileError(0.0, 0.0, 0.0, 0.0)
     difference = tiled.astype(np.float64) - reference.astype(np.float64)
-    both_nan = np.isnan(difference) & np.isnan(tiled.astype(np.float64)) & np.isnan(
-        reference.astype(np.float64)
+    both_nan = (
+        np.isnan(difference)
+        & np.isnan(tiled.astype(np.float64))
+        & np.isnan(reference.astype(np.float64))
     )
     difference[both_nan] = 0.0
     difference[np.isnan(difference)] = np.inf
@@ -97,12 +107,12 @@ def compare_results(tiled, reference) -> TileError:
 
 
 def tiled_apply(
-    func: Callable,
-    image,
-    chunks,
-    depth,
+    func: Filter,
+    image: ArrayLike | da.Array,
+    chunks: Chunks,
+    depth: Depth,
     boundary: Boundary = "none",
-    dtype=None,
+    dtype: DTypeLike | None = None,
 ) -> da.Array:
     """Apply a numpy filter to overlapping tiles, lazily.
 
@@ -159,10 +169,10 @@ def tiled_apply(
 
 
 def tile_error(
-    func: Callable,
-    image,
-    chunks,
-    depth,
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
+    depth: Depth,
     boundary: Boundary = "none",
     reference: np.ndarray | None = None,
 ) -> TileError:
@@ -214,13 +224,13 @@ def tile_error(
 
 
 def minimal_overlap(
-    func: Callable,
-    image,
-    chunks,
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
     tol: float = 0.0,
     max_depth: int | None = None,
     return_evaluations: bool = False,
-):
+) -> int | tuple[int, dict[int, float]]:
     """Find the smallest overlap for which tiles reproduce the whole-image result.
 
     The error is assumed to shrink as the overlap grows (true for filters
@@ -306,21 +316,38 @@ def minimal_overlap(
 
 _GAUSSIAN = ("gaussian_filter", "gaussian", "gaussian_laplace", "gaussian_gradient_magnitude")
 _FOOTPRINT = (
-    "median_filter", "median", "rank_filter", "percentile_filter", "minimum_filter",
-    "maximum_filter", "grey_erosion", "grey_dilation", "morphological_gradient",
-    "morphological_laplace", "uniform_filter", "uniform", "mean",
+    "median_filter",
+    "median",
+    "rank_filter",
+    "percentile_filter",
+    "minimum_filter",
+    "maximum_filter",
+    "grey_erosion",
+    "grey_dilation",
+    "morphological_gradient",
+    "morphological_laplace",
+    "uniform_filter",
+    "uniform",
+    "mean",
 )
 # Opening/closing are an erosion followed by a dilation (or the reverse): a
 # pixel of the second pass reads pixels of the first pass up to one radius away,
 # each of which read the image up to one radius further, hence twice the radius.
 _TWICE_FOOTPRINT = (
-    "white_tophat", "black_tophat", "tophat", "top_hat", "grey_opening", "grey_closing",
+    "white_tophat",
+    "black_tophat",
+    "tophat",
+    "top_hat",
+    "grey_opening",
+    "grey_closing",
 )
 _ONE_PIXEL = ("sobel", "prewitt", "laplace")
 KNOWN_FILTERS = _GAUSSIAN + _FOOTPRINT + _TWICE_FOOTPRINT + _ONE_PIXEL
 
 
-def overlap_for(filter_name, ndim: int | None = None, **params):
+def overlap_for(
+    filter_name: str | Callable[..., Any], ndim: int | None = None, **params: Any
+) -> int | tuple[int, ...]:
     """Return the overlap that theory gives for a filter and its parameters.
 
     Parameters
@@ -372,9 +399,7 @@ def overlap_for(filter_name, ndim: int | None = None, **params):
     elif name in _ONE_PIXEL:
         depths = (1,)
     else:
-        raise ValueError(
-            f"unknown filter_name {name!r}: expected one of {sorted(KNOWN_FILTERS)}"
-        )
+        raise ValueError(f"unknown filter_name {name!r}: expected one of {sorted(KNOWN_FILTERS)}")
     if len(set(depths)) == 1 and ndim is None:
         return depths[0]
     if ndim is not None and len(depths) == 1:
@@ -417,7 +442,7 @@ def gaussian_depth(sigma: float, truncate: float = TRUNCATE) -> int:
     return math.ceil(sigma * truncate)
 
 
-def _name_and_params(filter_name, params: dict) -> tuple[str, dict]:
+def _name_and_params(filter_name: object, params: dict) -> tuple[str, dict]:
     if isinstance(filter_name, functools.partial):
         if filter_name.args:
             raise ValueError(
@@ -433,7 +458,7 @@ def _name_and_params(filter_name, params: dict) -> tuple[str, dict]:
     return filter_name.lower(), params
 
 
-def _as_tuple(value) -> tuple:
+def _as_tuple(value: ArrayLike) -> tuple:
     return tuple(np.atleast_1d(value).tolist())
 
 
@@ -442,7 +467,10 @@ def _gaussian_depths(name: str, params: dict) -> tuple[int, ...]:
         return tuple(int(r) for r in _as_tuple(params["radius"]))
     if "sigma" not in params:
         raise ValueError(f"{name} needs sigma (or radius) to give an overlap")
-    return tuple(gaussian_depth(float(s), float(params.get("truncate", TRUNCATE))) for s in _as_tuple(params["sigma"]))
+    return tuple(
+        gaussian_depth(float(s), float(params.get("truncate", TRUNCATE)))
+        for s in _as_tuple(params["sigma"])
+    )
 
 
 def _footprint_radii(name: str, params: dict, default_size: int | None) -> tuple[int, ...]:
@@ -461,9 +489,9 @@ def _footprint_radii(name: str, params: dict, default_size: int | None) -> tuple
 
 
 def overlap_sweep(
-    func: Callable,
-    image,
-    chunk_sizes: Sequence,
+    func: Filter,
+    image: ArrayLike,
+    chunk_sizes: Sequence[Chunks],
     depths: Sequence[int],
     reference: np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -532,12 +560,12 @@ def overlap_sweep(
     return pd.DataFrame(rows)
 
 
-def _pixels_read(tile_px, depth_px, neighbour_sides):
-    """The one overlap-cost rule: a tile reads itself plus ``depth`` on each side with a neighbour."""
+def _pixels_read(tile_px: Any, depth_px: Any, neighbour_sides: int) -> Any:
+    """The one overlap-cost rule: a tile reads itself and ``depth`` per side with a neighbour."""
     return tile_px + neighbour_sides * depth_px
 
 
-def extra_pixel_fraction(chunks: tuple[tuple[int, ...], ...], depth) -> float:
+def extra_pixel_fraction(chunks: GridChunks, depth: Depth) -> float:
     """Fraction of extra pixels that tiles with overlap read, beyond the image.
 
     With ``boundary="none"`` a tile gains ``depth`` pixels on each side that
@@ -573,7 +601,9 @@ def extra_pixel_fraction(chunks: tuple[tuple[int, ...], ...], depth) -> float:
     return (read - size) / size if size else 0.0
 
 
-def overlap_cost_factor(tile_px, depth_px, ndim: int = 2):
+def overlap_cost_factor(
+    tile_px: ArrayLike, depth_px: ArrayLike, ndim: int = 2
+) -> float | np.ndarray:
     """Pixels an inner tile reads with its margin, over the pixels it delivers.
 
     Parameters
@@ -617,7 +647,7 @@ def overlap_cost_factor(tile_px, depth_px, ndim: int = 2):
 # ---------------------------------------------------------------- helpers
 
 
-def _depth_per_axis(depth, chunks) -> dict[int, int]:
+def _depth_per_axis(depth: Depth, chunks: GridChunks) -> dict[int, int]:
     """Per-axis depth; 0 where an axis is a single tile (nothing to share)."""
     ndim = len(chunks)
     values = _as_tuple(depth)
@@ -626,7 +656,7 @@ def _depth_per_axis(depth, chunks) -> dict[int, int]:
     if len(values) != ndim:
         raise ValueError(f"depth {depth!r} must be one value or {ndim} values (one per axis)")
     result = {}
-    for axis, (value, sizes) in enumerate(zip(values, chunks)):
+    for axis, (value, sizes) in enumerate(zip(values, chunks, strict=True)):
         if int(value) != value or value < 0:
             raise ValueError(f"depth must be non-negative integers, got {depth!r}")
         if len(sizes) > 1 and value > min(sizes):
@@ -639,7 +669,7 @@ def _depth_per_axis(depth, chunks) -> dict[int, int]:
     return result
 
 
-def _largest_depth(chunks, single_tile_ok: bool = False) -> int:
+def _largest_depth(chunks: GridChunks, single_tile_ok: bool = False) -> int:
     """Largest overlap a tiling allows: its smallest tile along split axes."""
     split = [min(sizes) for sizes in chunks if len(sizes) > 1]
     if not split:
@@ -652,17 +682,25 @@ def _largest_depth(chunks, single_tile_ok: bool = False) -> int:
     return min(split)
 
 
-def _chunk_summary(chunks) -> str:
-    return "(" + ", ".join(
-        f"{len(sizes)} x {max(sizes)}" if len(set(sizes)) == 1 else f"{sizes}"
-        for sizes in chunks
-    ) + ")"
+def _chunk_summary(chunks: GridChunks) -> str:
+    return (
+        "("
+        + ", ".join(
+            f"{len(sizes)} x {max(sizes)}" if len(set(sizes)) == 1 else f"{sizes}"
+            for sizes in chunks
+        )
+        + ")"
+    )
 
 
 __all__ = [
     "KNOWN_FILTERS",
     "TRUNCATE",
     "Boundary",
+    "Chunks",
+    "Depth",
+    "Filter",
+    "GridChunks",
     "TileError",
     "compare_results",
     "extra_pixel_fraction",

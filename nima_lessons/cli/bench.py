@@ -21,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "streaming, overlap cost, schedulers), each comparing the established way with "
         "nima_lessons in the same run, and write results.json, results.md and plots.",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute (--preset quick)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, about a minute (--preset quick)"
+    )
     parser.add_argument(
         "--preset",
         choices=PRESETS,

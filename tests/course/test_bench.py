@@ -1,4 +1,4 @@
-"""The benchmark protocol, harness and report at tiny sizes: structure and arithmetic, never speed."""
+"""The benchmark protocol, harness and report at tiny sizes: structure and arithmetic, not speed."""
 
 import importlib.util
 import json
@@ -24,7 +24,11 @@ def tiny_run(tmp_path_factory):
 
 
 def _only(case, **wanted):
-    found = [row for row in case["rows"] if all(row["params"].get(k, row.get(k)) == v for k, v in wanted.items())]
+    found = [
+        row
+        for row in case["rows"]
+        if all(row["params"].get(k, row.get(k)) == v for k, v in wanted.items())
+    ]
     assert len(found) == 1, f"{len(found)} rows match {wanted}"
     return found[0]
 
@@ -50,21 +54,30 @@ def test_bad_repeats_are_rejected(repeats):
 
 def test_time_repeats_records_the_last_result_only():
     results, kept = iter(range(10)), []
-    assert harness.time_repeats(lambda: next(results), 3, warmup=lambda: next(results), record=kept.append)["n"] == 3
+    assert (
+        harness.time_repeats(
+            lambda: next(results), 3, warmup=lambda: next(results), record=kept.append
+        )["n"]
+        == 3
+    )
     assert kept == [3]  # warm-up 0, repeats 1, 2, 3
 
 
 def test_subprocess_peak_memory_sees_an_allocation():
     # 200 MB filled in a fresh process must show in its peak above baseline.
     n_bytes = 200_000_000
-    result = harness.run_in_subprocess("nima_lessons.course.bench.harness:allocation_job", {"n_bytes": n_bytes})
+    result = harness.run_in_subprocess(
+        "nima_lessons.course.bench.harness:allocation_job", {"n_bytes": n_bytes}
+    )
     assert 0.9 * n_bytes <= result["work_rss_bytes"] <= 1.5 * n_bytes
     assert result["peak_rss_bytes"] >= result["baseline_rss_bytes"] + result["work_rss_bytes"] - 1
 
 
 def test_subprocess_failure_names_the_job():
     with pytest.raises(RuntimeError, match="allocation_job failed"):
-        harness.run_in_subprocess("nima_lessons.course.bench.harness:allocation_job", {"n_bytes": -5})
+        harness.run_in_subprocess(
+            "nima_lessons.course.bench.harness:allocation_job", {"n_bytes": -5}
+        )
     with pytest.raises(ValueError, match="module:function"):
         harness.run_in_subprocess("nima_lessons.course.bench.harness.allocation_job", {})
 
@@ -86,8 +99,13 @@ def test_comparison_is_anchor_over_ours():
 
     from nima_lessons.course.bench.case import comparison
 
-    assert comparison(row("them", [3.0, 9.0, 6.0], 200), row("us", [2.0, 1.0, 4.0], 50))["ratio"] == 6.0 / 2.0
-    assert comparison(row("them", [1.0], 200), row("us", [1.0], 50), "peak_rss_bytes")["ratio"] == 4.0
+    assert (
+        comparison(row("them", [3.0, 9.0, 6.0], 200), row("us", [2.0, 1.0, 4.0], 50))["ratio"]
+        == 6.0 / 2.0
+    )
+    assert (
+        comparison(row("them", [1.0], 200), row("us", [1.0], 50), "peak_rss_bytes")["ratio"] == 4.0
+    )
 
 
 def test_trial_rejects_unknown_role_and_two_measures():
@@ -105,20 +123,43 @@ def test_runner_sends_rows_back_compares_shared_params_and_skips_missing_modules
     seen = []
 
     def trials(context):
-        whole = yield Trial("op", "whole", "reference", {"n": context.params["n"], "tile": None}, seconds=[4.0])
+        whole = yield Trial(
+            "op", "whole", "reference", {"n": context.params["n"], "tile": None}, seconds=[4.0]
+        )
         seen.append(whole["seconds"]["median"])
-        yield Trial("op", "missing", "anchor", {"n": 3, "tile": None}, run=lambda: None, requires=("no_such_module_x",))
+        yield Trial(
+            "op",
+            "missing",
+            "anchor",
+            {"n": 3, "tile": None},
+            run=lambda: None,
+            requires=("no_such_module_x",),
+        )
         for tile in (1, 2):
-            row = yield Trial("op", "tiled", "ours", {"n": 3, "tile": tile}, seconds=[float(tile)], n_bytes=2_000_000)
+            row = yield Trial(
+                "op",
+                "tiled",
+                "ours",
+                {"n": 3, "tile": tile},
+                seconds=[float(tile)],
+                n_bytes=2_000_000,
+            )
             seen.append(row["metrics"]["throughput_MBps"])
 
-    result = run_case(_toy_case(trials, lambda rows, params: [claim("two rows", len(rows), 3)]), "tiny", copy_MBps=4.0)
+    result = run_case(
+        _toy_case(trials, lambda rows, params: [claim("two rows", len(rows), 3)]),
+        "tiny",
+        copy_MBps=4.0,
+    )
     assert result["error"] is None
     assert seen == [4.0, 2.0, 1.0]  # MB per second of 2 MB in 1 s and 2 s
     assert [row["implementation"] for row in result["rows"]] == ["whole", "tiled", "tiled"]
     assert [item["ratio"] for item in result["comparisons"]] == [4.0, 2.0]  # whole / each tiled
     assert result["rows"][1]["metrics"]["copy_fraction"] == 0.5
-    assert result["notes"] == ["missing skipped: no_such_module_x not installed (optional: pip install 'nima-lessons[bench]')"]
+    assert result["notes"] == [
+        "missing skipped: no_such_module_x not installed "
+        "(optional: pip install 'nima-lessons[bench]')"
+    ]
     assert result["claims"][0]["holds"] is True
 
 
@@ -144,7 +185,10 @@ def test_unknown_case_names_and_presets_are_rejected(capsys):
 
 
 def test_cases_run_in_report_order_and_planned_ones_appear_with_their_module():
-    assert bench.validate_cases(["schedulers", "nima_table", "schedulers"]) == ["nima_table", "schedulers"]
+    assert bench.validate_cases(["schedulers", "nima_table", "schedulers"]) == [
+        "nima_table",
+        "schedulers",
+    ]
     for name in bench.PLANNED_CASES:
         present = importlib.util.find_spec(f"nima_lessons.course.bench.{name}") is not None
         assert (name in bench.CASES) == present
@@ -154,14 +198,25 @@ def test_cases_run_in_report_order_and_planned_ones_appear_with_their_module():
 
 
 def test_results_json_has_the_documented_structure(tiny_run):
-    results, out = tiny_run
+    _, out = tiny_run
     stored = json.loads((out / "results.json").read_text())
     assert stored["schema_version"] == bench.SCHEMA_VERSION and stored["preset"] == "tiny"
     assert set(stored["cases"]) == set(bench.CASES)
-    assert {"platform", "cores_usable", "memory_total_bytes", "packages", "copy_bandwidth"} <= set(stored["machine"])
+    assert {"platform", "cores_usable", "memory_total_bytes", "packages", "copy_bandwidth"} <= set(
+        stored["machine"]
+    )
     for name, case in stored["cases"].items():
         assert case["error"] is None, f"{name}: {case['error']}"
-        assert {"title", "claim", "params", "repeats", "rows", "comparisons", "claims", "notes"} <= set(case)
+        assert {
+            "title",
+            "claim",
+            "params",
+            "repeats",
+            "rows",
+            "comparisons",
+            "claims",
+            "notes",
+        } <= set(case)
         for row in case["rows"]:
             assert row["role"] in ROLES
             if row["seconds"] is not None:
@@ -176,8 +231,17 @@ def test_every_case_reports_anchor_and_ours_and_their_ratios(tiny_run, name):
     assert {"anchor", "ours"} <= {row["role"] for row in case["rows"]}
     assert case["comparisons"], f"{name} compares nothing"
     for item in case["comparisons"]:
-        (ours,) = [r for r in case["rows"] if (r["operation"], r["implementation"], r["params"]) == (item["operation"], item["ours"], item["params"])]
-        value = ours["seconds"]["median"] if item["metric"] == "seconds" else ours.get(item["metric"], ours["metrics"].get(item["metric"]))
+        (ours,) = [
+            r
+            for r in case["rows"]
+            if (r["operation"], r["implementation"], r["params"])
+            == (item["operation"], item["ours"], item["params"])
+        ]
+        value = (
+            ours["seconds"]["median"]
+            if item["metric"] == "seconds"
+            else ours.get(item["metric"], ours["metrics"].get(item["metric"]))
+        )
         assert item["ours_value"] == value
         assert item["ratio"] == pytest.approx(item["anchor_value"] / item["ours_value"])
 
@@ -189,12 +253,24 @@ def test_nima_table_agrees_with_the_anchor_and_times_the_kernel_per_dtype(tiny_r
         if row["operation"] in ("shading", "median", "median (whole stack)"):
             assert row["metrics"]["matches_anchor"] is True
         if "throughput_MBps" in row["metrics"]:
-            assert row["metrics"]["copy_fraction"] == pytest.approx(row["metrics"]["throughput_MBps"] / copy_MBps)
+            assert row["metrics"]["copy_fraction"] == pytest.approx(
+                row["metrics"]["throughput_MBps"] / copy_MBps
+            )
     for dtype in ("uint8", "uint16", "float32", "float64"):
-        copy = _only(case, operation="median kernel", implementation="memory copy (numpy)", dtype=dtype)
+        copy = _only(
+            case, operation="median kernel", implementation="memory copy (numpy)", dtype=dtype
+        )
         for footprint in ("disk", "square"):
-            ours = _only(case, operation="median kernel", implementation="nima_lessons", dtype=dtype, footprint=footprint)
-            assert ours["metrics"]["times_copy"] == pytest.approx(ours["seconds"]["median"] / copy["seconds"]["median"])
+            ours = _only(
+                case,
+                operation="median kernel",
+                implementation="nima_lessons",
+                dtype=dtype,
+                footprint=footprint,
+            )
+            assert ours["metrics"]["times_copy"] == pytest.approx(
+                ours["seconds"]["median"] / copy["seconds"]["median"]
+            )
     opencv = [row for row in case["rows"] if row["implementation"] == "cv2.medianBlur"]
     assert len(opencv) == (3 if importlib.util.find_spec("cv2") else 0)
     assert all(row["metrics"]["matches_ours"] for row in opencv)
@@ -279,7 +355,17 @@ def test_earlier_results_are_kept_unless_overwrite(tiny_run, tmp_path):
 
 def test_cli_runs_one_case(tmp_path, capsys):
     out = tmp_path / "cli"
-    argv = ["bench", "--preset", "tiny", "--case", "overlap_cost", "--repeats", "2", "--out", str(out)]
+    argv = [
+        "bench",
+        "--preset",
+        "tiny",
+        "--case",
+        "overlap_cost",
+        "--repeats",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert cli.main(argv) == 0
     assert "results.md" in capsys.readouterr().out
     stored = report.load_json(out)
@@ -290,4 +376,6 @@ def test_cli_runs_one_case(tmp_path, capsys):
 @pytest.mark.slow
 def test_quick_preset_runs_every_case_without_error(tmp_path):
     results = bench.run_benchmarks(quick=True, out=tmp_path / "quick", progress=False)
-    assert {name: case["error"] for name, case in results["cases"].items()} == dict.fromkeys(bench.CASES)
+    assert {name: case["error"] for name, case in results["cases"].items()} == dict.fromkeys(
+        bench.CASES
+    )

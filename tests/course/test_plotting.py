@@ -6,8 +6,6 @@ from the matplotlib artists rather than comparing pictures.
 
 from __future__ import annotations
 
-import doctest
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,9 +15,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-import nima_lessons.course.plotting  # noqa: E402
 from nima_lessons.course.plotting import (  # noqa: E402
     bench_rows,
+    plot_bench_bars,
     draw_tile_grid,
     label_colours,
     overlap_cost_factor,
@@ -53,11 +51,6 @@ def _line_positions(ax, vertical: bool) -> list[float]:
         if not vertical and ys.size == 2 and ys[0] == ys[1]:
             positions.append(float(ys[0]))
     return sorted(positions)
-
-
-def test_doctests():
-    failures, _ = doctest.testmod(nima_lessons.course.plotting)
-    assert failures == 0
 
 
 def test_tile_grid_lines_lie_between_pixels_at_every_internal_border():
@@ -315,3 +308,29 @@ def test_scheduler_plot_has_a_bar_per_scheduler_and_implementation():
     heights = sorted(bar.get_height() for bar in ax.patches)
     assert heights == [0.2, 0.3, 0.4, 0.6]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["synchronous", "threads"]
+
+
+def test_bench_bars_draw_one_bar_per_timed_row_with_min_max_whiskers():
+    case = _case([
+        _row("op", "them", "anchor", {}, median=2.0),
+        _row("op", "us", "ours", {}, median=0.5),
+        _row("peak", "us", "ours", {}, peak=1_000_000),
+    ])
+    case["rows"][0]["seconds"].update(min=1.0, max=4.0)
+    figure = plot_bench_bars(case)
+    (ax,) = figure.axes
+    assert [bar.get_height() for bar in ax.patches] == [2.0, 0.5]
+    (whiskers,) = ax.collections[0].get_segments()[:1]
+    assert list(whiskers[:, 1]) == [1.0, 4.0]
+
+
+def test_bench_lines_draw_rows_without_x_as_a_horizontal_reference():
+    case = _case([
+        _row("label", "scipy", "reference", {"chunk_px": None}, median=0.3),
+        _row("label", "ours", "ours", {"chunk_px": 32}, median=0.5),
+        _row("label", "ours", "ours", {"chunk_px": 64}, median=0.4),
+    ])
+    ax = plot_bench_lines(case, x="chunk_px").axes[0]
+    assert _line_positions(ax, vertical=False) == [0.3]
+    curve = {line.get_label(): line for line in ax.get_lines()}["ours"]
+    assert list(curve.get_xdata()) == [32, 64] and list(curve.get_ydata()) == [0.5, 0.4]

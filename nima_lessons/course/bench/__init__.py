@@ -97,8 +97,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nima_lessons.course.bench import harness, report
 from nima_lessons.course.bench import case as _protocol
+from nima_lessons.course.bench import harness, report
 from nima_lessons.course.bench.case import PRESETS, Case, Preset
 
 __all__ = [
@@ -157,7 +157,8 @@ def validate_cases(cases: str | Iterable[str] | None) -> list[str]:
     unknown = [name for name in names if name not in CASES]
     if unknown:
         raise ValueError(
-            f"unknown benchmark case {', '.join(map(repr, unknown))}: expected one of {', '.join(CASES)}"
+            f"unknown benchmark case {', '.join(map(repr, unknown))}: "
+            f"expected one of {', '.join(CASES)}"
         )
     if not names:
         raise ValueError(f"cases is empty: name at least one of {', '.join(CASES)}")
@@ -180,7 +181,9 @@ def _logger(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
     if callable(progress):
         return progress
     if progress:
-        return lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+        return lambda message: print(
+            f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True
+        )
     return lambda message: None
 
 
@@ -225,7 +228,9 @@ def run_case(
         copy_MBps = harness.copy_bandwidth(_COPY_BYTES["tiny"], repeats=3)["MBps"]["median"]
     log = _logger(progress)
     log(f"{name}: {case.title} ({chosen})")
-    result = _protocol.run_case(case, chosen, repeats, copy_MBps, lambda message: log(f"{name}: {message}"))
+    result = _protocol.run_case(
+        case, chosen, repeats, copy_MBps, lambda message: log(f"{name}: {message}")
+    )
     log(f"{name}: done in {result['elapsed_seconds']:.1f} s")
     return result
 

@@ -169,8 +169,10 @@ def claim(text: str, value: float | None, threshold: float, at_least: bool = Tru
 
     Examples
     --------
-    >>> claim("ours is 2x faster", 2.5, 2.0)["holds"], claim("small", 3.0, 1.0, at_least=False)["holds"]
-    (True, False)
+    >>> claim("ours is 2x faster", 2.5, 2.0)["holds"]
+    True
+    >>> claim("lean", 3.0, 1.0, at_least=False)["holds"]
+    False
     """
     holds = value is not None and (value >= threshold if at_least else value <= threshold)
     return {"claim": text, "value": value, "threshold": threshold, "holds": bool(holds)}
@@ -183,7 +185,9 @@ def row_value(row: Mapping[str, Any], metric: str) -> float | None:
     return row[metric] if metric in row else row["metrics"].get(metric)
 
 
-def comparison(anchor: Mapping, ours: Mapping, metric: str = "seconds", what: str | None = None) -> dict:
+def comparison(
+    anchor: Mapping, ours: Mapping, metric: str = "seconds", what: str | None = None
+) -> dict:
     """Compare two rows on one figure: the ratio anchor / ours (above 1: ours is faster or leaner).
 
     Examples
@@ -208,14 +212,22 @@ def comparison(anchor: Mapping, ours: Mapping, metric: str = "seconds", what: st
 
 
 def _shares_params(other: Mapping, ours: Mapping) -> bool:
-    return all(ours["params"].get(key) == value for key, value in other["params"].items() if value is not None)
+    return all(
+        ours["params"].get(key) == value
+        for key, value in other["params"].items()
+        if value is not None
+    )
 
 
 def _compare_rows(rows: list[dict], compare: Mapping[int, tuple[str, ...]]) -> list[dict]:
     found = []
     for ours in (row for row in rows if row["role"] == "ours"):
         for other in rows:
-            if other["role"] != "ours" and other["operation"] == ours["operation"] and _shares_params(other, ours):
+            if (
+                other["role"] != "ours"
+                and other["operation"] == ours["operation"]
+                and _shares_params(other, ours)
+            ):
                 found += [
                     comparison(other, ours, metric)
                     for metric in compare[id(ours)]
@@ -244,7 +256,9 @@ def _measure(trial: Trial, context: Context) -> dict | None:
     seconds = None
     if trial.job is not None:
         target, kwargs = trial.job
-        memory = harness.run_in_subprocess(_PROFILE, {"target": target, "kwargs": dict(kwargs), "repeats": repeats})
+        memory = harness.run_in_subprocess(
+            _PROFILE, {"target": target, "kwargs": dict(kwargs), "repeats": repeats}
+        )
         seconds = memory["seconds"]
         metrics.update(memory.get("metrics", {}))
     elif trial.run is not None:
@@ -254,7 +268,10 @@ def _measure(trial: Trial, context: Context) -> dict | None:
             metrics["first_run_seconds"] = time.perf_counter() - start
         record = trial.record
         seconds = harness.time_repeats(
-            trial.run, repeats, trial.warmup, None if record is None else lambda result: metrics.update(record(result))
+            trial.run,
+            repeats,
+            trial.warmup,
+            None if record is None else lambda result: metrics.update(record(result)),
         )
     elif trial.seconds is not None:
         seconds = harness.summarize(list(trial.seconds))
@@ -274,7 +291,9 @@ def _measure(trial: Trial, context: Context) -> dict | None:
     }
 
 
-def _drive(trials: Iterable[Trial], context: Context, rows: list[dict], compare: dict[int, tuple[str, ...]]) -> None:
+def _drive(
+    trials: Iterable[Trial], context: Context, rows: list[dict], compare: dict[int, tuple[str, ...]]
+) -> None:
     """Measure every trial, sending each row back into a generator."""
     iterator: Iterator[Trial] = iter(trials)
     send = getattr(iterator, "send", None)
@@ -322,7 +341,12 @@ def run_case(
     """
     params = case.presets[preset]
     chosen = harness.check_repeats(case.repeats[preset] if repeats is None else repeats)
-    result: dict[str, Any] = {"title": case.title, "claim": case.claim, "params": params, "repeats": chosen}
+    result: dict[str, Any] = {
+        "title": case.title,
+        "claim": case.claim,
+        "params": params,
+        "repeats": chosen,
+    }
     if case.source is not None:
         result["source"] = dict(case.source)
     rows: list[dict] = []
@@ -333,9 +357,11 @@ def run_case(
         context = Context(params, chosen, copy_MBps, Path(scratch), log)
         try:
             _drive(case.trials(context), context, rows, compare)
-            comparisons = _compare_rows(rows, compare) + (case.comparisons(rows) if case.comparisons else [])
+            comparisons = _compare_rows(rows, compare) + (
+                case.comparisons(rows) if case.comparisons else []
+            )
             claims = case.claims(rows, params) if case.claims else []
-        except Exception as failure:  # noqa: BLE001 - recorded, the run goes on
+        except Exception as failure:
             error, comparisons, claims = f"{type(failure).__name__}: {failure}", [], []
             log(f"failed: {error}")
     result.update(

@@ -313,7 +313,9 @@ def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -
                 command, capture_output=True, text=True, timeout=timeout_seconds, env=_child_env()
             )
         except subprocess.TimeoutExpired as error:
-            raise RuntimeError(f"benchmark job {target} did not finish in {timeout_seconds} s") from error
+            raise RuntimeError(
+                f"benchmark job {target} did not finish in {timeout_seconds} s"
+            ) from error
         if done.returncode != 0 or not result_path.is_file():
             tail = (done.stderr or done.stdout or "").strip()[-2000:]
             raise RuntimeError(f"benchmark job {target} failed (exit {done.returncode}):\n{tail}")

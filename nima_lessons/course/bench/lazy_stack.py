@@ -1,4 +1,4 @@
-"""Case ``lazy_stack``: building a lazy stack of many frames, the classic delayed stack against one blockwise layer.
+"""Case ``lazy_stack``: a stack of many frames, delayed + stack against one blockwise layer.
 
 The classic recipe (``dask.delayed`` + ``from_delayed`` + ``stack``) makes a graph layer per
 frame; the blockwise stack makes one layer whatever the length.
@@ -34,7 +34,11 @@ def _graph_figures(stack: Any) -> dict:
 
 
 def _trials(context: Context) -> Trials:
-    from nima_lessons.course.synthetic import mandelbrot_frame, mandelbrot_stack, mandelbrot_stack_delayed
+    from nima_lessons.course.synthetic import (
+        mandelbrot_frame,
+        mandelbrot_stack,
+        mandelbrot_stack_delayed,
+    )
 
     shape, limit = tuple(context.params["shape"]), context.params["classic_limit_seconds"]
     classic_per_frame = 0.0  # seconds per frame of the classic stack, at the last length measured
@@ -43,8 +47,18 @@ def _trials(context: Context) -> Trials:
         params = {"n_frames": n_frames, "shape": list(shape), "frame": index}
         render = functools.partial(mandelbrot_frame, index, shape=shape)
         # The warm-up compiles the renderer, as computing the stacks does.
-        yield Trial("compute one frame", "mandelbrot_frame (numpy)", "reference", params, run=render, warmup=render)
-        for role, name, build in (("anchor", CLASSIC, mandelbrot_stack_delayed), ("ours", BLOCKWISE, mandelbrot_stack)):
+        yield Trial(
+            "compute one frame",
+            "mandelbrot_frame (numpy)",
+            "reference",
+            params,
+            run=render,
+            warmup=render,
+        )
+        for role, name, build in (
+            ("anchor", CLASSIC, mandelbrot_stack_delayed),
+            ("ours", BLOCKWISE, mandelbrot_stack),
+        ):
             if role == "anchor" and classic_per_frame * n_frames > limit:
                 context.note(
                     f"{name} skipped at {n_frames:,} frames: scaled from the shorter stack it "
@@ -58,13 +72,24 @@ def _trials(context: Context) -> Trials:
                 return _graph_figures(stack)
 
             built = yield Trial(
-                "build", name, role, params, run=functools.partial(build, n_frames, shape=shape),
-                record=keep, compare=("seconds", "graph_layers"),
-            )  # fmt: skip
+                "build",
+                name,
+                role,
+                params,
+                run=functools.partial(build, n_frames, shape=shape),
+                record=keep,
+                compare=("seconds", "graph_layers"),
+            )
             computed = yield Trial(
-                "compute one frame", name, role, params, metrics=built["metrics"],
-                run=lambda kept=kept: kept["stack"][index].compute(scheduler="synchronous"),
-            )  # fmt: skip
+                "compute one frame",
+                name,
+                role,
+                params,
+                metrics=built["metrics"],
+                run=lambda kept=kept, index=index: kept["stack"][index].compute(
+                    scheduler="synchronous"
+                ),
+            )
             if role == "anchor":
                 total = built["seconds"]["median"] + computed["seconds"]["median"]
                 classic_per_frame = total / n_frames
@@ -78,7 +103,12 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     layers = max(row["metrics"]["graph_layers"] for row in builds)
     longest = builds[-1]
     return [
-        claim("the blockwise stack has one graph layer at every length", float(layers), 1.0, at_least=False),
+        claim(
+            "the blockwise stack has one graph layer at every length",
+            float(layers),
+            1.0,
+            at_least=False,
+        ),
         claim(
             f"the {longest['params']['n_frames']:,}-frame blockwise stack is built in under "
             f"{BLOCKWISE_BUILD_LIMIT_SECONDS:g} s",
@@ -92,7 +122,9 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
 def _figure(case: Mapping[str, Any]) -> Any:
     from nima_lessons.course.plotting import plot_bench_panels
 
-    return plot_bench_panels(case, x="n_frames", ys=["seconds"], by=["operation", "implementation"], logx=True, logy=True)
+    return plot_bench_panels(
+        case, x="n_frames", ys=["seconds"], by=["operation", "implementation"], logx=True, logy=True
+    )
 
 
 CASE = Case(
@@ -102,8 +134,16 @@ CASE = Case(
     "classic delayed stack adds graph layers, build time and per-frame overhead with every frame.",
     presets={
         "tiny": {"n_frames": [20, 200], "shape": [16, 16], "classic_limit_seconds": 5.0},
-        "quick": {"n_frames": [2_000, 20_000, 200_000], "shape": [32, 32], "classic_limit_seconds": 3.0},
-        "full": {"n_frames": [2_000, 20_000, 200_000], "shape": [256, 256], "classic_limit_seconds": 60.0},
+        "quick": {
+            "n_frames": [2_000, 20_000, 200_000],
+            "shape": [32, 32],
+            "classic_limit_seconds": 3.0,
+        },
+        "full": {
+            "n_frames": [2_000, 20_000, 200_000],
+            "shape": [256, 256],
+            "classic_limit_seconds": 60.0,
+        },
     },
     repeats={"tiny": 1, "quick": 1, "full": 3},
     trials=_trials,

@@ -1,4 +1,4 @@
-"""Case ``nima_table``: the nima benchmark table, shading and median per time point, ours against nima's way.
+"""Case ``nima_table``: the nima table, shading and median per time point, ours against nima's way.
 
 The anchor is what nima does: xarray arithmetic for shading and
 ``dask_image.ndfilters.median_filter`` for the radius-1 disk median. The kernel rows time our
@@ -18,7 +18,15 @@ import xarray as xr
 
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
 
-__all__ = ["CASE", "KERNEL_DTYPES", "anchor_median", "anchor_shading", "make_stack", "our_median", "our_shading"]
+__all__ = [
+    "CASE",
+    "KERNEL_DTYPES",
+    "anchor_median",
+    "anchor_shading",
+    "make_stack",
+    "our_median",
+    "our_shading",
+]
 
 #: The dtypes of the per-plane median kernel rows.
 KERNEL_DTYPES = ("uint8", "uint16", "float32", "float64")
@@ -27,8 +35,10 @@ _CV2_DTYPES = ("uint8", "uint16", "float32")
 _DIMS = ("T", "C", "Z", "Y", "X")
 
 
-def make_stack(n_t: int, n_c: int, shape: Any, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
-    """Return a float64 (T, C, 1, Y, X) image chunked one plane per chunk, and (C, Y, X) dark and flat frames.
+def make_stack(
+    n_t: int, n_c: int, shape: Any, seed: int = 0
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """Return a float64 (T, C, 1, Y, X) image, a plane per chunk, and (C, Y, X) dark and flat.
 
     Values stay well above the dark level, so that the plain arithmetic of the anchor and
     the clipped arithmetic of ours give the same numbers.
@@ -37,19 +47,28 @@ def make_stack(n_t: int, n_c: int, shape: Any, seed: int = 0) -> tuple[xr.DataAr
     height, width = shape
     planes = rng.uniform(100.0, 4000.0, size=(n_t, n_c, 1, height, width))
     channels = {"C": [f"c{c}" for c in range(n_c)]}
-    image = xr.DataArray(da.from_array(planes, chunks=(1, 1, 1, height, width)), dims=_DIMS, coords=channels, name="image")
-    dark = xr.DataArray(rng.uniform(5.0, 50.0, size=(n_c, height, width)), dims=("C", "Y", "X"), coords=channels)
-    flat = xr.DataArray(rng.uniform(0.8, 1.2, size=(n_c, height, width)), dims=("C", "Y", "X"), coords=channels)
+    image = xr.DataArray(
+        da.from_array(planes, chunks=(1, 1, 1, height, width)),
+        dims=_DIMS,
+        coords=channels,
+        name="image",
+    )
+    dark = xr.DataArray(
+        rng.uniform(5.0, 50.0, size=(n_c, height, width)), dims=("C", "Y", "X"), coords=channels
+    )
+    flat = xr.DataArray(
+        rng.uniform(0.8, 1.2, size=(n_c, height, width)), dims=("C", "Y", "X"), coords=channels
+    )
     return image, dark, flat
 
 
 def anchor_shading(image: xr.DataArray, dark: xr.DataArray, flat: xr.DataArray) -> xr.DataArray:
-    """nima's shading correction: plain xarray arithmetic, broadcast by dim name."""
+    """Nima's shading correction: plain xarray arithmetic, broadcast by dim name."""
     return (image - dark) / flat
 
 
 def anchor_median(image: xr.DataArray) -> xr.DataArray:
-    """nima's median: ``dask_image.ndfilters.median_filter`` with a radius-1 disk per plane."""
+    """Nima's median: ``dask_image.ndfilters.median_filter`` with a radius-1 disk per plane."""
     from dask_image.ndfilters import median_filter
     from skimage.morphology import disk
 
@@ -95,20 +114,39 @@ def _kernel_trials(shape: tuple[int, int]) -> Trials:
     for dtype in KERNEL_DTYPES:
         plane = (rng.random(shape) * 250).astype(dtype)
         params = {"dtype": dtype, "shape": list(shape)}
-        copied = yield Trial("median kernel", "memory copy (numpy)", "reference", params, run=plane.copy, n_bytes=plane.nbytes)
+        copied = yield Trial(
+            "median kernel",
+            "memory copy (numpy)",
+            "reference",
+            params,
+            run=plane.copy,
+            n_bytes=plane.nbytes,
+        )
         for footprint in ("disk", "square"):
             median = functools.partial(median_plane, plane, footprint, 1)
             ours = yield Trial(
-                "median kernel", "nima_lessons", "ours", {**params, "footprint": footprint},
-                run=median, warmup=median, n_bytes=plane.nbytes,
-            )  # fmt: skip
+                "median kernel",
+                "nima_lessons",
+                "ours",
+                {**params, "footprint": footprint},
+                run=median,
+                warmup=median,
+                n_bytes=plane.nbytes,
+            )
             ours["metrics"]["times_copy"] = ours["seconds"]["median"] / copied["seconds"]["median"]
         if dtype in _CV2_DTYPES:
             yield Trial(
-                "median kernel", "cv2.medianBlur", "anchor", {**params, "footprint": "square"},
-                run=functools.partial(_cv2_median, plane), n_bytes=plane.nbytes, requires=("cv2",),
-                record=lambda result, plane=plane: {"matches_ours": bool(np.array_equal(result, median_plane(plane, "square", 1)))},
-            )  # fmt: skip
+                "median kernel",
+                "cv2.medianBlur",
+                "anchor",
+                {**params, "footprint": "square"},
+                run=functools.partial(_cv2_median, plane),
+                n_bytes=plane.nbytes,
+                requires=("cv2",),
+                record=lambda result, plane=plane: {
+                    "matches_ours": bool(np.array_equal(result, median_plane(plane, "square", 1)))
+                },
+            )
 
 
 def _trials(context: Context) -> Trials:
@@ -116,7 +154,14 @@ def _trials(context: Context) -> Trials:
     image, dark, flat = make_stack(n_t, n_c, shape)
     n_bytes = n_c * shape[0] * shape[1] * 8
     params = {"n_t": n_t, "n_c": n_c, "shape": list(shape), "chunks": [1, 1, 1, *shape]}
-    yield Trial("memory copy", "numpy", "reference", params, seconds=[n_bytes / 1e6 / context.copy_MBps], n_bytes=n_bytes)
+    yield Trial(
+        "memory copy",
+        "numpy",
+        "reference",
+        params,
+        seconds=[n_bytes / 1e6 / context.copy_MBps],
+        n_bytes=n_bytes,
+    )
     median_pair = (anchor_median(image), our_median(image))
     steps = {
         "shading": ("xarray", anchor_shading(image, dark, flat), our_shading(image, dark, flat)),
@@ -125,36 +170,64 @@ def _trials(context: Context) -> Trials:
     agreement = {}
     for operation, (anchor_name, anchor, ours) in steps.items():
         expected, got = anchor.isel(T=0).values, ours.isel(T=0).values
-        same = np.array_equal(expected, got) if operation == "median" else np.allclose(expected, got, rtol=1e-12)
+        same = (
+            np.array_equal(expected, got)
+            if operation == "median"
+            else np.allclose(expected, got, rtol=1e-12)
+        )
         agreement[operation] = {"matches_anchor": bool(same)}
         for role, name, lazy in (("anchor", anchor_name, anchor), ("ours", "nima_lessons", ours)):
-            yield Trial(operation, name, role, params, n_bytes=n_bytes, metrics=agreement[operation], **_per_time_point(lazy, n_t))
-    for role, name, lazy in (("anchor", "xarray + dask-image", median_pair[0]), ("ours", "nima_lessons", median_pair[1])):
-        # Every plane computed and kept as its own block (persist), as the next step would take them.
+            yield Trial(
+                operation,
+                name,
+                role,
+                params,
+                n_bytes=n_bytes,
+                metrics=agreement[operation],
+                **_per_time_point(lazy, n_t),
+            )
+    for role, name, lazy in (
+        ("anchor", "xarray + dask-image", median_pair[0]),
+        ("ours", "nima_lessons", median_pair[1]),
+    ):
+        # Every plane computed and kept as its own block (persist), as a next step takes them.
         yield Trial(
-            "median (whole stack)", name, role, params, run=lambda lazy=lazy: lazy.data.persist(),
-            warmup=lambda lazy=lazy: lazy.isel(T=0).compute(), repeats=max(1, min(context.repeats, 3)),
-            n_bytes=n_bytes * n_t, metrics=agreement["median"],
-        )  # fmt: skip
+            "median (whole stack)",
+            name,
+            role,
+            params,
+            run=lambda lazy=lazy: lazy.data.persist(),
+            warmup=lambda lazy=lazy: lazy.isel(T=0).compute(),
+            repeats=max(1, min(context.repeats, 3)),
+            n_bytes=n_bytes * n_t,
+            metrics=agreement["median"],
+        )
     yield from _kernel_trials(shape)
 
 
 def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     def ratio(operation: str) -> float | None:
-        found = {row["role"]: row["seconds"]["median"] for row in rows if row["operation"] == operation}
+        found = {
+            row["role"]: row["seconds"]["median"] for row in rows if row["operation"] == operation
+        }
         return found["anchor"] / found["ours"] if found.get("ours") else None
 
     claims = [
-        claim(f"ours computes a {operation} time point no slower than the anchor (anchor / ours)", ratio(operation), 1.0)
+        claim(
+            f"ours computes a {operation} time point no slower than the anchor (anchor / ours)",
+            ratio(operation),
+            1.0,
+        )
         for operation in ("shading", "median")
     ]
-    return claims + [
+    return [
+        *claims,
         claim(
-            "ours filters the whole stack with the radius-1 disk median at least 20x the throughput "
-            "of dask-image's median_filter (anchor / ours)",
+            "ours filters the whole stack with the radius-1 disk median at least 20x the "
+            "throughput of dask-image's median_filter (anchor / ours)",
             ratio("median (whole stack)"),
             20.0,
-        )
+        ),
     ]
 
 
@@ -190,11 +263,11 @@ CASE = Case(
         "each input plane out of the array and assembling the result).",
         "The whole-stack median computes every plane and keeps them as separate blocks (persist): "
         "the steady throughput with every core busy, the figure the 20x target is about.",
-        "Throughput counts the input bytes per second, as does the copy bandwidth it is divided by. "
-        "median kernel rows: one plane per dtype, times_copy = kernel time / plane copy time.",
+        "Throughput counts the input bytes per second, as does the copy bandwidth it is divided "
+        "by. median kernel rows: one plane per dtype, times_copy = kernel time / plane copy time.",
         "The source quotes ~1.2 billion pixels and ~9.6 GB for this stack; T=10, C=3, 2048x2048 "
-        "float64 is 126 million pixels and 1.0 GB. Its two throughputs are not on one footing either: "
-        "~1.6 GB/s matches all channels in 0.06 s, ~250 MB/s one channel in 0.13 s.",
+        "float64 is 126 million pixels and 1.0 GB. Its two throughputs are not on one footing "
+        "either: ~1.6 GB/s matches all channels in 0.06 s, ~250 MB/s one channel in 0.13 s.",
     ],
     figure=_figure,
 )

@@ -1,7 +1,8 @@
-"""Case ``overlap_cost``: what tiling with margins costs, a ``map_overlap`` gaussian against the whole image.
+"""Case ``overlap_cost``: what tiling with margins costs, a tiled gaussian against the whole image.
 
 Every tile is filtered with a margin of ``depth_px`` pixels borrowed from its neighbours;
-small tiles and deep margins recompute more pixels (:func:`nima_lessons.tiling.extra_pixel_fraction`).
+small tiles and deep margins recompute more pixels
+(:func:`nima_lessons.tiling.extra_pixel_fraction`).
 """
 
 from __future__ import annotations
@@ -24,29 +25,39 @@ def _trials(context: Context) -> Trials:
     params = context.params
     size_px, scheduler = params["size_px"], params["scheduler"]
     image = np.random.default_rng(0).random((size_px, size_px), dtype=np.float32)
-    gaussian = functools.partial(ndi.gaussian_filter, sigma=params["sigma_px"], mode="nearest", truncate=TRUNCATE)
+    gaussian = functools.partial(
+        ndi.gaussian_filter, sigma=params["sigma_px"], mode="nearest", truncate=TRUNCATE
+    )
     whole = gaussian(image)
     exact_depth = overlap_for(gaussian)
     base = {"size_px": size_px, "sigma_px": params["sigma_px"], "scheduler": scheduler}
     whole_row = yield Trial(
-        "gaussian", "scipy whole image", "anchor", {**base, "tile_px": None, "depth_px": None},
+        "gaussian",
+        "scipy whole image",
+        "anchor",
+        {**base, "tile_px": None, "depth_px": None},
         run=functools.partial(gaussian, image),
         metrics={"relative_to_whole": 1.0, "extra_pixels_fraction": 0.0, "max_error": 0.0},
-    )  # fmt: skip
+    )
     for tile_px in params["tiles_px"]:
         for depth_px in params["depths_px"]:
             lazy = tiled_apply(gaussian, image, tile_px, depth_px, dtype=image.dtype)
             chunks = da.core.normalize_chunks(tile_px, image.shape)
             row = yield Trial(
-                "gaussian", "dask map_overlap", "ours", {**base, "tile_px": tile_px, "depth_px": depth_px},
+                "gaussian",
+                "dask map_overlap",
+                "ours",
+                {**base, "tile_px": tile_px, "depth_px": depth_px},
                 run=functools.partial(lazy.compute, scheduler=scheduler),
                 record=lambda tiled: {"max_error": float(np.abs(tiled - whole).max())},
                 metrics={
                     "extra_pixels_fraction": extra_pixel_fraction(chunks, depth_px),
                     "exact_depth": depth_px >= exact_depth,
                 },
-            )  # fmt: skip
-            row["metrics"]["relative_to_whole"] = row["seconds"]["median"] / whole_row["seconds"]["median"]
+            )
+            row["metrics"]["relative_to_whole"] = (
+                row["seconds"]["median"] / whole_row["seconds"]["median"]
+            )
     context.note(
         f"The gaussian (sigma {params['sigma_px']:g} px, truncated at {TRUNCATE:g} sigma) reaches "
         f"{exact_depth} px: from that depth on the tiled result equals the whole-image one."
@@ -72,7 +83,11 @@ def _figure(case: Mapping[str, Any]) -> Any:
     from nima_lessons.course.plotting import plot_bench_panels
 
     return plot_bench_panels(
-        case, x="tile_px", ys=["relative_to_whole", "extra_pixels_fraction"], by="depth_px", logx=True
+        case,
+        x="tile_px",
+        ys=["relative_to_whole", "extra_pixels_fraction"],
+        by="depth_px",
+        logx=True,
     )
 
 
@@ -82,13 +97,28 @@ CASE = Case(
     "as tiles shrink and margins deepen, and a margin of ceil(truncate x sigma) pixels makes the "
     "tiled result exact.",
     presets={
-        "tiny": {"size_px": 96, "sigma_px": 2.0, "tiles_px": [32], "depths_px": [0, 8], "scheduler": "synchronous"},
-        "quick": {"size_px": 1024, "sigma_px": 4.0, "tiles_px": [128, 512], "depths_px": [0, 16], "scheduler": "synchronous"},
-        "full": {
-            "size_px": 2048, "sigma_px": 4.0, "tiles_px": [128, 256, 512, 1024],
-            "depths_px": [0, 8, 16, 32], "scheduler": "synchronous",
+        "tiny": {
+            "size_px": 96,
+            "sigma_px": 2.0,
+            "tiles_px": [32],
+            "depths_px": [0, 8],
+            "scheduler": "synchronous",
         },
-    },  # fmt: skip
+        "quick": {
+            "size_px": 1024,
+            "sigma_px": 4.0,
+            "tiles_px": [128, 512],
+            "depths_px": [0, 16],
+            "scheduler": "synchronous",
+        },
+        "full": {
+            "size_px": 2048,
+            "sigma_px": 4.0,
+            "tiles_px": [128, 256, 512, 1024],
+            "depths_px": [0, 8, 16, 32],
+            "scheduler": "synchronous",
+        },
+    },
     repeats={"tiny": 1, "quick": 2, "full": 3},
     trials=_trials,
     claims=_claims,

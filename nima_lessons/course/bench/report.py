@@ -79,7 +79,11 @@ def write_report(results: dict, out: str | Path, overwrite: bool = False) -> dic
                 figure.savefig(tmp, format="png", dpi=100)
             plt.close(figure)
             plots[name] = str(folder / f"{name}.png")
-    files = {"json": str(folder / JSON_NAME), "markdown": str(folder / MARKDOWN_NAME), "plots": plots}
+    files = {
+        "json": str(folder / JSON_NAME),
+        "markdown": str(folder / MARKDOWN_NAME),
+        "plots": plots,
+    }
     stored = dict(results, files=files)
     with atomic_path(folder / JSON_NAME, overwrite) as tmp:
         tmp.write_text(json.dumps(stored, indent=1, default=_json_default))
@@ -100,7 +104,9 @@ def load_json(path: str | Path) -> dict:
     if path.is_dir():
         path = path / JSON_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no benchmark results at {path}: run `nima-lessons bench` (or --quick) first")
+        raise FileNotFoundError(
+            f"no benchmark results at {path}: run `nima-lessons bench` (or --quick) first"
+        )
     return json.loads(path.read_text())
 
 
@@ -129,12 +135,18 @@ def _text(values: Mapping[str, Any], numbers: bool = False) -> str:
 
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     text = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return text + ["| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in lines] + [""]
+    return (
+        text
+        + ["| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in lines]
+        + [""]
+    )
 
 
 def _machine_lines(machine: Mapping[str, Any]) -> list[str]:
     copy = machine["copy_bandwidth"]
-    packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items() if version)
+    packages = ", ".join(
+        f"{name} {version}" for name, version in machine["packages"].items() if version
+    )
     load = machine.get("load_average")
     return [
         f"- platform: {machine['platform']} (Python {machine['python']}, {machine['processor']})",
@@ -178,7 +190,7 @@ def _case_lines(index: int, name: str, case: Mapping[str, Any], plot: str | None
             + [_text(row["metrics"], numbers=True)]
         )
     if body:
-        lines += _table(header + ["peak RSS MB", "work MB", "other figures"], body)
+        lines += _table([*header, "peak RSS MB", "work MB", "other figures"], body)
     if case.get("comparisons"):
         lines += [
             "Each ratio is the first value over the second: above 1, the second is faster "
@@ -186,7 +198,15 @@ def _case_lines(index: int, name: str, case: Mapping[str, Any], plot: str | None
             "",
         ]
         lines += _table(
-            ["operation", "parameters", "figure", "ratio of", "anchor value", "ours value", "ratio"],
+            [
+                "operation",
+                "parameters",
+                "figure",
+                "ratio of",
+                "anchor value",
+                "ours value",
+                "ratio",
+            ],
             [
                 [item["operation"], _text(item["params"]), item["metric"], item["what"]]
                 + [_number(item[key]) for key in ("anchor_value", "ours_value", "ratio")]

@@ -1,4 +1,4 @@
-"""Case ``schedulers``: the same graphs on dask's schedulers, synchronous, threads, processes and a LocalCluster.
+"""Case ``schedulers``: the same graphs on synchronous, threads, processes and a LocalCluster.
 
 The workloads are smaller versions of ``nima_table`` (shading then median of a whole stack)
 and ``tiled_labels`` (labelling a chunked mask), anchor and ours on each scheduler.
@@ -38,7 +38,9 @@ def _workloads(params: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, Call
     stack = params["stack"]
     image, dark, flat = nima_table.make_stack(stack["n_t"], stack["n_c"], stack["shape"])
     sizes = params["mask"]
-    mask = da.from_array(tiled_labels.blob_mask(sizes["size_px"], sizes["blob_px"]), chunks=sizes["chunk_px"])
+    mask = da.from_array(
+        tiled_labels.blob_mask(sizes["size_px"], sizes["blob_px"]), chunks=sizes["chunk_px"]
+    )
 
     def label_with(label: Callable[..., Any]) -> Callable[[], Any]:
         def compute() -> Any:
@@ -50,8 +52,14 @@ def _workloads(params: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, Call
     anchor_stack = nima_table.anchor_median(nima_table.anchor_shading(image, dark, flat))
     our_stack = nima_table.our_median(nima_table.our_shading(image, dark, flat))
     return {
-        NIMA_WORKLOAD: {"anchor": ("xarray + dask-image", anchor_stack.compute), "ours": ("nima_lessons", our_stack.compute)},
-        LABEL_WORKLOAD: {"anchor": ("dask_image", label_with(dask_image_label)), "ours": ("nima_lessons", label_with(our_label))},
+        NIMA_WORKLOAD: {
+            "anchor": ("xarray + dask-image", anchor_stack.compute),
+            "ours": ("nima_lessons", our_stack.compute),
+        },
+        LABEL_WORKLOAD: {
+            "anchor": ("dask_image", label_with(dask_image_label)),
+            "ours": ("nima_lessons", label_with(our_label)),
+        },
     }
 
 
@@ -69,7 +77,10 @@ def _scheduler(name: Scheduler, cores: int) -> Iterator[None]:
             yield
         return
     context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
-    with ProcessPoolExecutor(cores, mp_context=context) as pool, dask.config.set(scheduler="processes", pool=pool):
+    with (
+        ProcessPoolExecutor(cores, mp_context=context) as pool,
+        dask.config.set(scheduler="processes", pool=pool),
+    ):
         yield
 
 
@@ -81,30 +92,48 @@ def _trials(context: Context) -> Trials:
     jobs, cores = _workloads(params), usable_cores()
     for scheduler in params["schedulers"]:
         start = time.perf_counter()
-        # A LocalCluster warns about the arrays embedded in the graph: that shipping cost is shown here.
+        # A LocalCluster warns about the arrays embedded in the graph: that cost is shown here.
         with warnings.catch_warnings(), _scheduler(scheduler, cores):
             warnings.simplefilter("ignore", UserWarning)
             if scheduler == "distributed":
                 started = [time.perf_counter() - start]
-                yield Trial("start", "LocalCluster", "reference", {"scheduler": scheduler, "workers": cores}, seconds=started)
+                yield Trial(
+                    "start",
+                    "LocalCluster",
+                    "reference",
+                    {"scheduler": scheduler, "workers": cores},
+                    seconds=started,
+                )
             for workload, roles in jobs.items():
                 sizes = params["stack"] if workload == NIMA_WORKLOAD else params["mask"]
                 for role, (implementation, compute) in roles.items():
                     row_params = {"scheduler": scheduler, "workers": cores, **sizes}
-                    yield Trial(workload, implementation, role, row_params, run=compute, first_run=True)
+                    yield Trial(
+                        workload, implementation, role, row_params, run=compute, first_run=True
+                    )
     context.note(
-        f"{cores} workers (threads, processes, or one-thread LocalCluster workers). first_run_seconds "
-        "is the first computation (worker start-up, imports, compilation); the timed repeats follow it."
+        f"{cores} workers (threads, processes, or one-thread LocalCluster workers). "
+        "first_run_seconds is the first computation (worker start-up, imports, compilation); "
+        "the timed repeats follow it."
     )
 
 
 def _speedups(rows: list[dict]) -> list[dict]:
     """Each scheduler against synchronous (one core), same workload and implementation."""
-    serial = {(row["operation"], row["implementation"]): row for row in rows if row["params"]["scheduler"] == "synchronous"}
-    return [
-        comparison(serial[key], row, what=f"synchronous / {row['params']['scheduler']}: speed-up over one core")
+    serial = {
+        (row["operation"], row["implementation"]): row
         for row in rows
-        if row["params"]["scheduler"] != "synchronous" and (key := (row["operation"], row["implementation"])) in serial
+        if row["params"]["scheduler"] == "synchronous"
+    }
+    return [
+        comparison(
+            serial[key],
+            row,
+            what=f"synchronous / {row['params']['scheduler']}: speed-up over one core",
+        )
+        for row in rows
+        if row["params"]["scheduler"] != "synchronous"
+        and (key := (row["operation"], row["implementation"])) in serial
     ]
 
 
@@ -115,7 +144,11 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
         if row["operation"] == NIMA_WORKLOAD and row["role"] == "ours"
     }
     return [
-        claim(f"ours, {NIMA_WORKLOAD}: {other} time / threads time, at least 1", medians[other] / medians["threads"], 1.0)
+        claim(
+            f"ours, {NIMA_WORKLOAD}: {other} time / threads time, at least 1",
+            medians[other] / medians["threads"],
+            1.0,
+        )
         for other in ("synchronous", "processes")
         if other in medians and "threads" in medians
     ]
@@ -156,7 +189,8 @@ CASE = Case(
     notes=[
         "The processes scheduler runs on one process pool kept open for the whole case (dask's "
         "default starts a new pool of fresh interpreters for every computation: the first run "
-        "shows that cost); it and a LocalCluster receive the in-memory input arrays with every graph."
+        "shows that cost); it and a LocalCluster receive the in-memory input arrays with every "
+        "graph."
     ],
     figure=_figure,
     comparisons=_speedups,

@@ -1,4 +1,4 @@
-"""Case ``streaming``: the pipeline streamed time point by time point against loading everything first.
+"""Case ``streaming``: the pipeline streamed time point by time point against loading all first.
 
 Both read the same TIFF-folder time-lapse and write the same zarr result; each run is a
 fresh process, so its peak resident memory is that of one run.
@@ -18,7 +18,14 @@ from nima_lessons._atomic import atomic_path
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
 from nima_lessons.course.bench.harness import Work, profile_job
 
-__all__ = ["CASE", "STREAMING_PEAK_LIMIT", "pipeline_job", "prepare_pipeline", "streaming_claims", "write_timelapse"]
+__all__ = [
+    "CASE",
+    "STREAMING_PEAK_LIMIT",
+    "pipeline_job",
+    "prepare_pipeline",
+    "streaming_claims",
+    "write_timelapse",
+]
 
 Mode = Literal["streaming", "load-all"]
 MODES: dict[Mode, Literal["ours", "anchor"]] = {"load-all": "anchor", "streaming": "ours"}
@@ -46,7 +53,7 @@ def write_timelapse(folder: Path, n_t: int, shape: Any, n_cells: int, seed: int 
 
 
 def prepare_pipeline(folder: str, n_t: int, mode: Mode, warmup: bool = True) -> Work:
-    """Load the calibration of ``folder`` and return the pipeline run on its first ``n_t`` time points.
+    """Load the calibration of ``folder``; return the pipeline on its first ``n_t`` time points.
 
     ``"streaming"``: the lazy pipeline saved region by region; ``"load-all"``:
     the image read into memory, the pipeline computed in memory, then saved.
@@ -96,17 +103,26 @@ def _pipeline_run(folder: Path, n_t: int, mode: Mode) -> Any:
 def _trials(context: Context) -> Trials:
     params = context.params
     counts = sorted(params["n_t"])
-    folder = write_timelapse(context.scratch / "ratiometric", counts[-1], params["shape"], params["n_cells"])
+    folder = write_timelapse(
+        context.scratch / "ratiometric", counts[-1], params["shape"], params["n_cells"]
+    )
     for n_t in counts:
         for mode, role in MODES.items():
             yield Trial(
-                "pipeline + save", mode, role, {"n_t": n_t, "shape": list(params["shape"]), "n_c": 3},
-                job=(f"{__name__}:prepare_pipeline", {"folder": str(folder), "n_t": n_t, "mode": mode,
-                                                      "warmup": params["warmup"]}),
+                "pipeline + save",
+                mode,
+                role,
+                {"n_t": n_t, "shape": list(params["shape"]), "n_c": 3},
+                job=(
+                    f"{__name__}:prepare_pipeline",
+                    {"folder": str(folder), "n_t": n_t, "mode": mode, "warmup": params["warmup"]},
+                ),
                 compare=("seconds", "peak_rss_bytes", "work_rss_bytes"),
-            )  # fmt: skip
+            )
     if not params["warmup"]:
-        context.note("No warm-up run: times include loading libraries and compiled kernels on first use.")
+        context.note(
+            "No warm-up run: times include loading libraries and compiled kernels on first use."
+        )
 
 
 def _peak(rows: list[dict], mode: str, n_t: int) -> int:
@@ -127,11 +143,19 @@ def streaming_claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     streaming = _peak(rows, "streaming", high) / _peak(rows, "streaming", low)
     loaded = _peak(rows, "load-all", high) / _peak(rows, "load-all", low)
     return [
-        claim(f"streaming peak RSS at T={high} / at T={low}, at most {STREAMING_PEAK_LIMIT}",
-              streaming, STREAMING_PEAK_LIMIT, at_least=False),
-        claim(f"load-all peak RSS grows more than streaming from T={low} to T={high} "
-              "(load-all growth, above the streaming growth)", loaded, streaming),
-    ]  # fmt: skip
+        claim(
+            f"streaming peak RSS at T={high} / at T={low}, at most {STREAMING_PEAK_LIMIT}",
+            streaming,
+            STREAMING_PEAK_LIMIT,
+            at_least=False,
+        ),
+        claim(
+            f"load-all peak RSS grows more than streaming from T={low} to T={high} "
+            "(load-all growth, above the streaming growth)",
+            loaded,
+            streaming,
+        ),
+    ]
 
 
 def _figure(case: Mapping[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""Case ``tiled_labels``: labelling large masks, tiled (ours, dask-image) and whole-image (scipy, cc3d, OpenCV).
+"""Case ``tiled_labels``: labelling large masks, tiled (ours, dask-image) or whole (scipy, ...).
 
 Each labelling runs in a fresh process, so its peak resident memory is its own; the mask
 is loaded from a ``.npy`` file before the baseline is taken.
@@ -134,13 +134,19 @@ def _trials(context: Context) -> Trials:
                     )
                     continue
                 yield Trial(
-                    "label", name, role, {"size_px": size_px, "chunk_px": chunk_px},
-                    job=(f"{__name__}:prepare_label", {"mask_path": str(path), "implementation": name,
-                                                      "chunk_px": chunk_px}),
+                    "label",
+                    name,
+                    role,
+                    {"size_px": size_px, "chunk_px": chunk_px},
+                    job=(
+                        f"{__name__}:prepare_label",
+                        {"mask_path": str(path), "implementation": name, "chunk_px": chunk_px},
+                    ),
                     # dask-image takes minutes at 64 blocks: one timing is enough there.
                     repeats=1 if name == "dask_image" else None,
-                    compare=("seconds", "peak_rss_bytes"), requires=requires,
-                )  # fmt: skip
+                    compare=("seconds", "peak_rss_bytes"),
+                    requires=requires,
+                )
         path.unlink()
 
 
@@ -172,18 +178,32 @@ def speed_claims(comparisons: list[dict]) -> list[dict]:
 def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     from nima_lessons.course.bench.case import comparison
 
-    scipy_counts = {row["params"]["size_px"]: row["metrics"]["n_labels"] for row in rows if row["implementation"] == "scipy"}
-    agree = all(row["metrics"]["n_labels"] == scipy_counts[row["params"]["size_px"]] for row in rows)
-    anchors = [row for row in rows if row["implementation"] in TARGETS and row["params"]["size_px"] == TARGET_SIZE[0]]
-    ours = [row for row in rows if row["role"] == "ours" and row["params"]["chunk_px"] == TARGET_SIZE[1]]
+    scipy_counts = {
+        row["params"]["size_px"]: row["metrics"]["n_labels"]
+        for row in rows
+        if row["implementation"] == "scipy"
+    }
+    agree = all(
+        row["metrics"]["n_labels"] == scipy_counts[row["params"]["size_px"]] for row in rows
+    )
+    anchors = [
+        row
+        for row in rows
+        if row["implementation"] in TARGETS and row["params"]["size_px"] == TARGET_SIZE[0]
+    ]
+    ours = [
+        row for row in rows if row["role"] == "ours" and row["params"]["chunk_px"] == TARGET_SIZE[1]
+    ]
     targets = speed_claims([comparison(anchor, row) for anchor in anchors for row in ours])
-    return [claim("every labelling finds scipy's number of objects", float(agree), 1.0)] + targets
+    return [claim("every labelling finds scipy's number of objects", float(agree), 1.0), *targets]
 
 
 def _figure(case: Mapping[str, Any]) -> Any:
     from nima_lessons.course.plotting import plot_bench_panels
 
-    return plot_bench_panels(case, x="chunk_px", ys=["seconds", "work_MB"], by=["implementation", "size_px"], logx=True)
+    return plot_bench_panels(
+        case, x="chunk_px", ys=["seconds", "work_MB"], by=["implementation", "size_px"], logx=True
+    )
 
 
 CASE = Case(
@@ -191,9 +211,27 @@ CASE = Case(
     claim="Ours labels a chunked mask exactly as scipy does on the whole image, faster than "
     "dask_image.ndmeasure.label and with a peak memory that follows the chunk size, not the image.",
     presets={
-        "tiny": {"sizes_px": [96], "chunks_px": [32], "blob_px": 4, "fill": 0.3, "anchor_max_blocks": 16},
-        "quick": {"sizes_px": [1024], "chunks_px": [512], "blob_px": 8, "fill": 0.3, "anchor_max_blocks": 16},
-        "full": {"sizes_px": [4096, 8192], "chunks_px": [1024, 2048], "blob_px": 12, "fill": 0.3, "anchor_max_blocks": 64},
+        "tiny": {
+            "sizes_px": [96],
+            "chunks_px": [32],
+            "blob_px": 4,
+            "fill": 0.3,
+            "anchor_max_blocks": 16,
+        },
+        "quick": {
+            "sizes_px": [1024],
+            "chunks_px": [512],
+            "blob_px": 8,
+            "fill": 0.3,
+            "anchor_max_blocks": 16,
+        },
+        "full": {
+            "sizes_px": [4096, 8192],
+            "chunks_px": [1024, 2048],
+            "blob_px": 12,
+            "fill": 0.3,
+            "anchor_max_blocks": 64,
+        },
     },
     repeats={"tiny": 1, "quick": 1, "full": 2},
     trials=_trials,

@@ -9,7 +9,7 @@ from nima_lessons.course.synthetic.datasets import (
     dataset_parameters,
     dataset_path,
     ensure_dataset,
-    is_complete,
+    is_dataset_complete,
 )
 from nima_lessons.course.synthetic.mandelbrot import (
     MAX_ITERATIONS,
@@ -102,5 +102,12 @@ __all__ = [
     "dataset_parameters",
     "dataset_path",
     "ensure_dataset",
-    "is_complete",
+    "is_dataset_complete",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``is_complete`` was renamed: :func:`is_dataset_complete` (``store.is_complete`` is another test)."""
+    from nima_lessons._moved import moved_attribute
+
+    return moved_attribute(__name__, name, {"is_complete": f"{__name__}:is_dataset_complete"})

@@ -108,8 +108,11 @@ def dataset_parameters(name: str, size: str | None = None, seed: int = 0) -> dic
     return {**sizes, "seed": seed}
 
 
-def is_complete(name: str, path: str | os.PathLike, parameters: dict) -> bool:
+def is_dataset_complete(name: str, path: str | os.PathLike, parameters: dict) -> bool:
     """Return whether ``path`` holds dataset ``name`` complete and made with ``parameters``.
+
+    Not to be confused with :func:`nima_lessons.store.is_complete`, which tells a
+    finished result store from an interrupted one.
 
     Parameters
     ----------
@@ -185,7 +188,7 @@ def ensure_dataset(
     """
     path = dataset_path(name, root, size, seed)
     parameters = dataset_parameters(name, size, seed)
-    if not overwrite and is_complete(name, path, parameters):
+    if not overwrite and is_dataset_complete(name, path, parameters):
         return path
     if path.exists() and not overwrite:
         raise FileExistsError(
