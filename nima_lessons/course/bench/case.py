@@ -56,9 +56,10 @@ sample image against nima's own command line, a trial that ``requires=("nima",)`
 from __future__ import annotations
 
 import importlib.util
+import json
 import tempfile
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -133,6 +134,7 @@ class Context:
     copy_MBps: float
     scratch: Path
     log: Callable[[str], None]
+    fresh_processes: bool = True
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -156,7 +158,7 @@ class Case:
     claim: str
     presets: Mapping[Preset, Mapping[str, Any]]
     repeats: Mapping[Preset, int]
-    trials: Callable[[Context], Iterable[Trial]]
+    trials: Callable[[Context], Trials]
     claims: Callable[[list[dict], Mapping[str, Any]], list[dict]] | None = None
     notes: Sequence[str] = ()
     source: Mapping[str, Any] | None = None
@@ -236,13 +238,9 @@ def _compare_rows(rows: list[dict], compare: Mapping[int, tuple[str, ...]]) -> l
     return found
 
 
-def _missing(modules: Iterable[str]) -> list[str]:
-    return [name for name in modules if importlib.util.find_spec(name) is None]
-
-
 def _measure(trial: Trial, context: Context) -> dict | None:
     """Measure one trial and return its row, or ``None`` when an optional module is missing."""
-    missing = _missing(trial.requires)
+    missing = [name for name in trial.requires if importlib.util.find_spec(name) is None]
     if missing:
         context.note(
             f"{trial.implementation} skipped: {', '.join(missing)} not installed "
@@ -251,64 +249,37 @@ def _measure(trial: Trial, context: Context) -> dict | None:
         return None
     repeats = harness.check_repeats(trial.repeats or context.repeats)
     context.log(f"{trial.operation}, {trial.implementation}, {dict(trial.params)}")
-    metrics = dict(trial.metrics)
-    memory: dict[str, Any] = {}
-    seconds = None
+    metrics, memory, seconds = dict(trial.metrics), {}, None
     if trial.job is not None:
-        target, kwargs = trial.job
-        memory = harness.run_in_subprocess(
-            _PROFILE, {"target": target, "kwargs": dict(kwargs), "repeats": repeats}
-        )
+        job = {"target": trial.job[0], "kwargs": dict(trial.job[1]), "repeats": repeats}
+        if context.fresh_processes:
+            memory = harness.run_in_subprocess(_PROFILE, job)
+        else:  # the same job, here: quick, but its memory figures are not its own
+            memory = harness.profile_prepared(**json.loads(json.dumps(job)))
         seconds = memory["seconds"]
-        metrics.update(memory.get("metrics", {}))
+        metrics.update(memory["metrics"])
     elif trial.run is not None:
         if trial.first_run:
             start = time.perf_counter()
             trial.run()
             metrics["first_run_seconds"] = time.perf_counter() - start
-        record = trial.record
-        seconds = harness.time_repeats(
-            trial.run,
-            repeats,
-            trial.warmup,
-            None if record is None else lambda result: metrics.update(record(result)),
-        )
+        record = trial.record and (lambda result: metrics.update(trial.record(result)))
+        seconds = harness.time_repeats(trial.run, repeats, trial.warmup, record)
     elif trial.seconds is not None:
         seconds = harness.summarize(list(trial.seconds))
     if trial.n_bytes and seconds:
         throughput = trial.n_bytes / harness.MEGABYTE / seconds["median"]
         metrics.update(throughput_MBps=throughput, copy_fraction=throughput / context.copy_MBps)
+    memory_keys = ("peak_rss_bytes", "baseline_rss_bytes", "work_rss_bytes")
     return {
         "operation": trial.operation,
         "implementation": trial.implementation,
         "role": trial.role,
         "params": dict(trial.params),
         "seconds": seconds,
-        "peak_rss_bytes": memory.get("peak_rss_bytes"),
-        "baseline_rss_bytes": memory.get("baseline_rss_bytes"),
-        "work_rss_bytes": memory.get("work_rss_bytes"),
+        **{key: memory.get(key) for key in memory_keys},
         "metrics": metrics,
     }
-
-
-def _drive(
-    trials: Iterable[Trial], context: Context, rows: list[dict], compare: dict[int, tuple[str, ...]]
-) -> None:
-    """Measure every trial, sending each row back into a generator."""
-    iterator: Iterator[Trial] = iter(trials)
-    send = getattr(iterator, "send", None)
-    row: dict | None = None
-    try:
-        while True:
-            trial = next(iterator) if send is None else send(row)  # a fresh generator takes None
-            row = _measure(trial, context)
-            if row is not None:
-                rows.append(row)
-                compare[id(row)] = trial.compare
-    except StopIteration:
-        pass
-    finally:
-        getattr(iterator, "close", lambda: None)()
 
 
 def run_case(
@@ -317,6 +288,7 @@ def run_case(
     repeats: int | None = None,
     copy_MBps: float = 1.0,
     log: Callable[[str], None] = lambda message: None,
+    fresh_processes: bool = True,
 ) -> dict:
     """Run one case and return its result (a ``cases`` entry of the schema).
 
@@ -332,6 +304,9 @@ def run_case(
         The machine's copy bandwidth, the reference of throughputs.
     log : callable
         Receives progress lines.
+    fresh_processes : bool
+        Run each ``job`` in a fresh process (its own peak memory); otherwise
+        here, which is quicker and checks the structure only.
 
     Returns
     -------
@@ -341,35 +316,40 @@ def run_case(
     """
     params = case.presets[preset]
     chosen = harness.check_repeats(case.repeats[preset] if repeats is None else repeats)
-    result: dict[str, Any] = {
+    rows: list[dict] = []
+    compare: dict[int, tuple[str, ...]] = {}
+    start, error, comparisons, claims = time.perf_counter(), None, [], []
+    with tempfile.TemporaryDirectory(prefix="nima-lessons-bench-") as scratch:
+        context = Context(params, chosen, copy_MBps, Path(scratch), log, fresh_processes)
+        trials, row = case.trials(context), None
+        try:
+            while True:
+                trial = trials.send(row)  # a fresh generator takes None
+                row = _measure(trial, context)
+                if row is not None:
+                    rows.append(row)
+                    compare[id(row)] = trial.compare
+        except StopIteration:
+            comparisons = _compare_rows(rows, compare)
+            comparisons += case.comparisons(rows) if case.comparisons else []
+            claims = case.claims(rows, params) if case.claims else []
+        except Exception as failure:
+            error = f"{type(failure).__name__}: {failure}"
+            log(f"failed: {error}")
+        finally:
+            trials.close()
+    if not fresh_processes and any(row["peak_rss_bytes"] for row in rows):
+        context.note("Jobs ran in this process: their memory figures are not their own.")
+    return {
         "title": case.title,
         "claim": case.claim,
         "params": params,
         "repeats": chosen,
+        **({"source": dict(case.source)} if case.source is not None else {}),
+        "error": error,
+        "rows": rows,
+        "comparisons": comparisons,
+        "claims": claims,
+        "notes": context.notes + list(case.notes),
+        "elapsed_seconds": time.perf_counter() - start,
     }
-    if case.source is not None:
-        result["source"] = dict(case.source)
-    rows: list[dict] = []
-    compare: dict[int, tuple[str, ...]] = {}
-    start = time.perf_counter()
-    error = None
-    with tempfile.TemporaryDirectory(prefix="nima-lessons-bench-") as scratch:
-        context = Context(params, chosen, copy_MBps, Path(scratch), log)
-        try:
-            _drive(case.trials(context), context, rows, compare)
-            comparisons = _compare_rows(rows, compare) + (
-                case.comparisons(rows) if case.comparisons else []
-            )
-            claims = case.claims(rows, params) if case.claims else []
-        except Exception as failure:
-            error, comparisons, claims = f"{type(failure).__name__}: {failure}", [], []
-            log(f"failed: {error}")
-    result.update(
-        error=error,
-        rows=rows,
-        comparisons=comparisons,
-        claims=claims,
-        notes=context.notes + list(case.notes),
-        elapsed_seconds=time.perf_counter() - start,
-    )
-    return result
