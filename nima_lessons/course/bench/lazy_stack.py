@@ -10,9 +10,10 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from nima_lessons.course import plotting
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
 
-__all__ = ["CASE", "frame_index"]
+__all__ = ["CASE"]
 
 CLASSIC = "delayed + from_delayed + stack"
 BLOCKWISE = "blockwise (mandelbrot_stack)"
@@ -119,14 +120,6 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     ]
 
 
-def _figure(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_bench_panels
-
-    return plot_bench_panels(
-        case, x="n_frames", ys=["seconds"], by=["operation", "implementation"], logx=True, logy=True
-    )
-
-
 CASE = Case(
     title="Lazy stack construction: delayed + stack against blockwise",
     claim="A blockwise stack has one graph layer at any length and 200,000 frames are built in "
@@ -152,5 +145,12 @@ CASE = Case(
         "One frame is computed with the synchronous scheduler, so the figure is the graph "
         "overhead (optimisation, culling) plus the frame itself (the reference row)."
     ],
-    figure=_figure,
+    figure=functools.partial(
+        plotting.plot_bench_panels,
+        x="n_frames",
+        ys=["seconds"],
+        by=["operation", "implementation"],
+        logx=True,
+        logy=True,
+    ),
 )

@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 import scipy.ndimage as ndi
 
+from nima_lessons.course import plotting
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
 from nima_lessons.tiling import TRUNCATE, extra_pixel_fraction, overlap_for, tiled_apply
 
@@ -79,18 +80,6 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     ]
 
 
-def _figure(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_bench_panels
-
-    return plot_bench_panels(
-        case,
-        x="tile_px",
-        ys=["relative_to_whole", "extra_pixels_fraction"],
-        by="depth_px",
-        logx=True,
-    )
-
-
 CASE = Case(
     title="Overlap cost: map_overlap gaussian against tile size and depth",
     claim="Tiling costs the margins and one task per tile: time relative to the whole image grows "
@@ -127,5 +116,11 @@ CASE = Case(
         "relative_to_whole = tiled time / whole-image time; extra_pixels_fraction is the work "
         "the margins add."
     ],
-    figure=_figure,
+    figure=functools.partial(
+        plotting.plot_bench_panels,
+        x="tile_px",
+        ys=["relative_to_whole", "extra_pixels_fraction"],
+        by="depth_px",
+        logx=True,
+    ),
 )

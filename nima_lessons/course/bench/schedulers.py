@@ -17,11 +17,12 @@ from typing import Any, Literal
 import dask
 import dask.array as da
 
+from nima_lessons.course import plotting
 from nima_lessons.course.bench import nima_table, tiled_labels
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, comparison
 from nima_lessons.course.bench.harness import usable_cores
 
-__all__ = ["CASE", "SCHEDULERS"]
+__all__ = ["CASE"]
 
 Scheduler = Literal["synchronous", "threads", "processes", "distributed"]
 SCHEDULERS: tuple[Scheduler, ...] = ("synchronous", "threads", "processes", "distributed")
@@ -154,12 +155,6 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     ]
 
 
-def _figure(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_schedulers
-
-    return plot_schedulers(case)
-
-
 CASE = Case(
     title="Schedulers: synchronous, threads, processes and a LocalCluster",
     claim="Whole-plane numpy work releases the GIL, so threads beat one core without the cost of "
@@ -192,6 +187,6 @@ CASE = Case(
         "shows that cost); it and a LocalCluster receive the in-memory input arrays with every "
         "graph."
     ],
-    figure=_figure,
+    figure=plotting.plot_schedulers,
     comparisons=_speedups,
 )

@@ -6,6 +6,7 @@ fresh process, so its peak resident memory is that of one run.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -15,17 +16,11 @@ from typing import Any, Literal
 import numpy as np
 
 from nima_lessons._atomic import atomic_path
+from nima_lessons.course import plotting
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
 from nima_lessons.course.bench.harness import Work, profile_job
 
-__all__ = [
-    "CASE",
-    "STREAMING_PEAK_LIMIT",
-    "pipeline_job",
-    "prepare_pipeline",
-    "streaming_claims",
-    "write_timelapse",
-]
+__all__ = ["CASE", "pipeline_job", "streaming_claims", "write_timelapse"]
 
 Mode = Literal["streaming", "load-all"]
 MODES: dict[Mode, Literal["ours", "anchor"]] = {"load-all": "anchor", "streaming": "ours"}
@@ -158,12 +153,6 @@ def streaming_claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     ]
 
 
-def _figure(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_bench_panels
-
-    return plot_bench_panels(case, x="n_t", ys=["seconds", "peak_MB"])
-
-
 CASE = Case(
     title="Streaming against load-all: the pipeline for growing T",
     claim="Streamed, the pipeline's peak memory does not grow with the number of time points "
@@ -187,5 +176,5 @@ CASE = Case(
         "Peak RSS includes the interpreter and libraries (the baseline, about the same for every "
         "run); work MB is the part above it.",
     ],
-    figure=_figure,
+    figure=functools.partial(plotting.plot_bench_panels, x="n_t", ys=["seconds", "peak_MB"]),
 )

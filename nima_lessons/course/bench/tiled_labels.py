@@ -6,16 +6,18 @@ is loaded from a ``.npy`` file before the baseline is taken.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 
+from nima_lessons.course import plotting
 from nima_lessons.course.bench.case import Case, Context, Role, Trial, Trials, claim
 from nima_lessons.course.bench.harness import Work
 
-__all__ = ["CASE", "blob_mask", "prepare_label", "speed_claims"]
+__all__ = ["CASE", "blob_mask", "speed_claims"]
 
 Labeller = Literal["nima_lessons", "dask_image", "scipy", "cc3d", "cv2"]
 #: Who labels, their role, and the module an optional one needs.
@@ -198,14 +200,6 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     return [claim("every labelling finds scipy's number of objects", float(agree), 1.0), *targets]
 
 
-def _figure(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_bench_panels
-
-    return plot_bench_panels(
-        case, x="chunk_px", ys=["seconds", "work_MB"], by=["implementation", "size_px"], logx=True
-    )
-
-
 CASE = Case(
     title="Tiled labelling: nima_lessons.labels against dask-image, scipy, cc3d and OpenCV",
     claim="Ours labels a chunked mask exactly as scipy does on the whole image, faster than "
@@ -244,5 +238,11 @@ CASE = Case(
         "peak shows the working set; whole-image labels (scipy, cc3d, OpenCV) are an int32 image "
         "by construction. All label 4-connected, scipy's default.",
     ],
-    figure=_figure,
+    figure=functools.partial(
+        plotting.plot_bench_panels,
+        x="chunk_px",
+        ys=["seconds", "work_MB"],
+        by=["implementation", "size_px"],
+        logx=True,
+    ),
 )
