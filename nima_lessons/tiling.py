@@ -10,7 +10,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import dask.array as da
 import numpy as np
@@ -314,39 +314,34 @@ def minimal_overlap(
 
 # ---------------------------------------------------------------- predicting
 
-_GAUSSIAN = ("gaussian_filter", "gaussian", "gaussian_laplace", "gaussian_gradient_magnitude")
-_FOOTPRINT = (
-    "median_filter",
-    "median",
-    "rank_filter",
-    "percentile_filter",
-    "minimum_filter",
-    "maximum_filter",
-    "grey_erosion",
-    "grey_dilation",
-    "morphological_gradient",
-    "morphological_laplace",
-    "uniform_filter",
-    "uniform",
-    "mean",
-)
+# Each family of filters by the overlap rule it follows; the names as scipy.ndimage spells them,
+# with the short names the lessons use.
+GaussianName = Literal[
+    "gaussian_filter", "gaussian", "gaussian_laplace", "gaussian_gradient_magnitude"
+]
+FootprintName = Literal[
+    "median_filter", "median", "rank_filter", "percentile_filter", "minimum_filter",
+    "maximum_filter", "grey_erosion", "grey_dilation", "morphological_gradient",
+    "morphological_laplace", "uniform_filter", "uniform", "mean",
+]  # fmt: skip
 # Opening/closing are an erosion followed by a dilation (or the reverse): a
 # pixel of the second pass reads pixels of the first pass up to one radius away,
 # each of which read the image up to one radius further, hence twice the radius.
-_TWICE_FOOTPRINT = (
-    "white_tophat",
-    "black_tophat",
-    "tophat",
-    "top_hat",
-    "grey_opening",
-    "grey_closing",
-)
-_ONE_PIXEL = ("sobel", "prewitt", "laplace")
-KNOWN_FILTERS = _GAUSSIAN + _FOOTPRINT + _TWICE_FOOTPRINT + _ONE_PIXEL
+TwiceFootprintName = Literal[
+    "white_tophat", "black_tophat", "tophat", "top_hat", "grey_opening", "grey_closing"
+]
+OnePixelName = Literal["sobel", "prewitt", "laplace"]
+#: Every filter name :func:`overlap_for` knows.
+FilterName = GaussianName | FootprintName | TwiceFootprintName | OnePixelName
+_GAUSSIAN = get_args(GaussianName)
+_FOOTPRINT = get_args(FootprintName)
+_TWICE_FOOTPRINT = get_args(TwiceFootprintName)
+_ONE_PIXEL = get_args(OnePixelName)
+KNOWN_FILTERS: tuple[str, ...] = _GAUSSIAN + _FOOTPRINT + _TWICE_FOOTPRINT + _ONE_PIXEL
 
 
 def overlap_for(
-    filter_name: str | Callable[..., Any], ndim: int | None = None, **params: Any
+    filter_name: FilterName | Callable[..., Any], ndim: int | None = None, **params: Any
 ) -> int | tuple[int, ...]:
     """Return the overlap that theory gives for a filter and its parameters.
 
@@ -700,6 +695,7 @@ __all__ = [
     "Chunks",
     "Depth",
     "Filter",
+    "FilterName",
     "GridChunks",
     "TileError",
     "compare_results",

@@ -6,12 +6,16 @@ Every function draws with matplotlib and returns the figure, so a lesson cell st
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
 # The lesson on overlap draws the cost rule of the core, so it is offered here too.
 from nima_lessons.tiling import overlap_cost_factor
 
+#: What :func:`plot_strategies` draws: the count error against the whole image, relative, or
+#: against the true count.
+StrategyError = Literal["error", "relative_error", "error_vs_truth"]
 #: Colour of the tile borders drawn over images.
 GRID_COLOUR = "#ffd166"
 #: Grey levels and difference levels of the colour maps. Fewer colours than
@@ -129,7 +133,7 @@ def show_images(panels: Mapping[str, np.ndarray], chunks=None, grey_levels: int 
     aspect = max(image.shape[1] / max(image.shape[0], 1) for image in images.values())
     figure, axes = _new_axes(len(images), panel_inches=3.2 * min(max(aspect, 0.5), 3.0),
                              height_inches=3.2)
-    for ax, (title, image) in zip(axes, images.items()):
+    for ax, (title, image) in zip(axes, images.items(), strict=True):
         ax.imshow(image, cmap=_grey(grey_levels), interpolation="nearest")
         if chunks is not None:
             draw_tile_grid(ax, chunks, image.shape)
@@ -172,7 +176,7 @@ def show_tiled_difference(whole, tiled, chunks, titles: Sequence[str] | None = N
     axes[0].imshow(whole, cmap=_grey(), vmin=low, vmax=high, interpolation="nearest")
     axes[1].imshow(tiled, cmap=_grey(), vmin=low, vmax=high, interpolation="nearest")
     _show_difference(axes[2], tiled - whole, figure)
-    for ax, title in zip(axes, titles):
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_axis_off()
     for ax in axes[1:]:
@@ -218,7 +222,7 @@ def show_differences(differences: Mapping[str, np.ndarray], chunks):
             raise ValueError(f"difference {title!r} must be 2-D, got shape {image.shape}")
     limit = max(float(np.abs(image).max()) for image in images.values()) or 1.0
     figure, axes = _new_axes(len(images))
-    for ax, (title, image) in zip(axes, images.items()):
+    for ax, (title, image) in zip(axes, images.items(), strict=True):
         shown = ax.imshow(image, cmap=_difference_colours(), vmin=-limit, vmax=limit,
                           interpolation="nearest")
         draw_tile_grid(ax, chunks, image.shape)
@@ -262,7 +266,9 @@ def plot_error_vs_depth(sweep, theory_depth_px: int | None = None, ax=None):
     if missing:
         raise ValueError(f"sweep lacks the columns {sorted(missing)}")
     if "chunk_size" in sweep.columns and sweep["chunk_size"].astype(str).nunique() > 1:
-        raise ValueError("sweep holds several tile sizes: select one (sweep[sweep.chunk_size == ...])")
+        raise ValueError(
+            "sweep holds several tile sizes: select one (sweep[sweep.chunk_size == ...])"
+        )
     if ax is None:
         figure, (ax,) = _new_axes(1, panel_inches=5.5, height_inches=3.4)
     else:
@@ -320,7 +326,7 @@ def plot_overlap_cost(tile_sizes_px: Sequence[int], depths_px: Sequence[int], ax
     return figure
 
 
-def plot_strategies(table, y: str = "error", ax=None):
+def plot_strategies(table, y: StrategyError = "error", ax=None):
     """Plot the counting error of each strategy against the tile size.
 
     Parameters
@@ -430,7 +436,7 @@ def show_labels(panels: Mapping[str, np.ndarray], chunks=None, shape=None,
     """
     images = _planes(panels, "label image")
     figure, axes = _new_axes(len(images), panel_inches=4.0)
-    for ax, (title, image) in zip(axes, images.items()):
+    for ax, (title, image) in zip(axes, images.items(), strict=True):
         n_labels = int(image.max()) if image.size else 0
         ax.imshow(image, cmap=label_colours(n_labels), vmin=0, vmax=max(n_labels, 1),
                   interpolation="nearest")
@@ -525,7 +531,7 @@ def plot_nima_table(case: Mapping):
     source = case.get("source", {})
     operations = [op for op in ("shading", "median") if op in set(rows["operation"])]
     figure, axes = _new_axes(len(operations), panel_inches=3.4, height_inches=3.2)
-    for ax, operation in zip(axes, operations):
+    for ax, operation in zip(axes, operations, strict=True):
         measured = rows[rows["operation"] == operation]
         ax.bar(measured["implementation"], measured["seconds"],
                color=[ROLE_COLOURS.get(role, "grey") for role in measured["role"]])
@@ -604,7 +610,9 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
     keys = [by] if isinstance(by, str) else list(by)
     missing = {x, y, *keys} - set(rows.columns)
     if missing:
-        raise ValueError(f"case rows lack the columns {sorted(missing)}: have {sorted(rows.columns)}")
+        raise ValueError(
+            f"case rows lack the columns {sorted(missing)}: have {sorted(rows.columns)}"
+        )
     rows = rows.dropna(subset=[y])
     if ax is None:
         figure, (ax,) = _new_axes(1, panel_inches=4.2, height_inches=3.2)
@@ -666,7 +674,7 @@ def plot_bench_panels(case: Mapping, x: str, ys: Sequence[str],
     if not ys:
         raise ValueError("ys must name at least one column")
     figure, axes = _new_axes(len(ys), panel_inches=4.2, height_inches=3.2)
-    for ax, y in zip(axes, ys):
+    for ax, y in zip(axes, ys, strict=True):
         plot_bench_lines(case, x, y, by=by, ax=ax, logx=logx, logy=logy)
     return figure
 
@@ -687,7 +695,7 @@ def plot_schedulers(case: Mapping):
     rows = rows[rows["role"] != "reference"]
     workloads = list(dict.fromkeys(rows["operation"]))
     figure, axes = _new_axes(len(workloads), panel_inches=3.6, height_inches=3.2)
-    for ax, workload in zip(axes, workloads):
+    for ax, workload in zip(axes, workloads, strict=True):
         table = rows[rows["operation"] == workload].pivot_table(
             index="scheduler", columns="implementation", values="seconds", sort=False
         )
@@ -710,17 +718,18 @@ __all__ = [
     "GRID_COLOUR",
     "ROLE_COLOURS",
     "SOURCE_PIXELS_PER_TIME_POINT",
+    "StrategyError",
     "bench_rows",
-    "plot_bench_bars",
-    "plot_bench_lines",
-    "plot_bench_panels",
-    "plot_nima_table",
-    "plot_schedulers",
     "draw_tile_grid",
     "label_colours",
     "overlap_cost_factor",
+    "plot_bench_bars",
+    "plot_bench_lines",
+    "plot_bench_panels",
     "plot_error_vs_depth",
+    "plot_nima_table",
     "plot_overlap_cost",
+    "plot_schedulers",
     "plot_strategies",
     "show_differences",
     "show_images",

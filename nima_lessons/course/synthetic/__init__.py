@@ -7,6 +7,7 @@ time-lapses (lazy loading) and ratiometric time-lapses (the analysis pipeline).
 from nima_lessons.course.synthetic.datasets import (
     DATASETS,
     dataset_parameters,
+    DatasetName,
     dataset_path,
     ensure_dataset,
     is_dataset_complete,
@@ -99,6 +100,7 @@ __all__ = [
     "write_ratiometric",
     # datasets on disk
     "DATASETS",
+    "DatasetName",
     "dataset_parameters",
     "dataset_path",
     "ensure_dataset",

@@ -7,6 +7,7 @@ first time, and reused afterwards.
 from __future__ import annotations
 
 import os
+from typing import Literal
 from pathlib import Path
 
 import tifffile
@@ -18,12 +19,23 @@ from nima_lessons.course.synthetic.nuclei_zarr import open_nuclei_zarr, write_nu
 from nima_lessons.course.synthetic.ratiometric import open_ratiometric, write_ratiometric
 from nima_lessons.course.synthetic.timelapse import FILE_PATTERN, write_tiff_timelapse
 
+__all__ = [
+    "DATASETS",
+    "DatasetName",
+    "dataset_parameters",
+    "dataset_path",
+    "ensure_dataset",
+    "is_dataset_complete",
+]
+
+#: The lesson datasets by name.
+DatasetName = Literal["nuclei", "timelapse", "ratiometric"]
 #: Dataset name -> file or folder name under the data folder.
 DATASETS = {"nuclei": "nuclei.zarr", "timelapse": "timelapse", "ratiometric": "ratiometric"}
 
 
 def dataset_path(
-    name: str,
+    name: DatasetName,
     root: str | os.PathLike | None = None,
     size: str | None = None,
     seed: int = 0,
@@ -72,7 +84,7 @@ def dataset_path(
     return folder / size_name(size) / filename
 
 
-def dataset_parameters(name: str, size: str | None = None, seed: int = 0) -> dict:
+def dataset_parameters(name: DatasetName, size: str | None = None, seed: int = 0) -> dict:
     """Return the generator arguments of dataset ``name`` for a size preset.
 
     Parameters
@@ -108,7 +120,7 @@ def dataset_parameters(name: str, size: str | None = None, seed: int = 0) -> dic
     return {**sizes, "seed": seed}
 
 
-def is_dataset_complete(name: str, path: str | os.PathLike, parameters: dict) -> bool:
+def is_dataset_complete(name: DatasetName, path: str | os.PathLike, parameters: dict) -> bool:
     """Return whether ``path`` holds dataset ``name`` complete and made with ``parameters``.
 
     Not to be confused with :func:`nima_lessons.store.is_complete`, which tells a
@@ -141,7 +153,7 @@ def is_dataset_complete(name: str, path: str | os.PathLike, parameters: dict) ->
 
 
 def ensure_dataset(
-    name: str,
+    name: DatasetName,
     size: str | None = None,
     root: str | os.PathLike | None = None,
     seed: int = 0,

@@ -17,6 +17,21 @@ from numba import njit
 from nima_lessons._search import first_passing
 from nima_lessons.course.synthetic._validate import check_positive_int, check_shape
 
+__all__ = [
+    "MAX_ITERATIONS",
+    "START_WIDTH",
+    "ZOOM_CENTRE",
+    "ZOOM_PER_LEVEL",
+    "UniformFrame",
+    "first_uniform_frame",
+    "frame_width",
+    "is_uniform",
+    "mandelbrot_frame",
+    "mandelbrot_stack",
+    "mandelbrot_stack_delayed",
+    "rendered_frames",
+]
+
 #: The point zoomed into: the Misiurewicz point M(4,1), refined to float64 precision by Newton's
 #: method. Its orbit lands on a repelling fixed point, so every zoom level keeps showing
 #: structure, and escape counts stay low (fast renders) down to the precision limit.

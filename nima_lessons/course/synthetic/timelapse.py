@@ -19,6 +19,15 @@ from nima_lessons._atomic import atomic_path
 from nima_lessons.config import progress_enabled
 from nima_lessons.course.synthetic._validate import check_positive_int, check_seed, check_shape
 
+__all__ = [
+    "FILE_PATTERN",
+    "TimelapseScene",
+    "timelapse_array",
+    "timelapse_scene",
+    "write_tiff_folder",
+    "write_tiff_timelapse",
+]
+
 #: File name of one time point and channel; natural and plain sorting agree.
 FILE_PATTERN = "t{t:04d}_c{c}.tif"
 
