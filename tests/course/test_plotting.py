@@ -10,17 +10,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from nima_lessons.course.plotting import (  # noqa: E402
+from nima_lessons.course.plotting import (
     bench_rows,
-    plot_bench_bars,
     draw_tile_grid,
     label_colours,
     overlap_cost_factor,
+    plot_bench_bars,
     plot_bench_lines,
     plot_bench_panels,
     plot_error_vs_depth,

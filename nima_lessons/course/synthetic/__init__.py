@@ -6,8 +6,8 @@ time-lapses (lazy loading) and ratiometric time-lapses (the analysis pipeline).
 
 from nima_lessons.course.synthetic.datasets import (
     DATASETS,
-    dataset_parameters,
     DatasetName,
+    dataset_parameters,
     dataset_path,
     ensure_dataset,
     is_dataset_complete,
@@ -35,7 +35,11 @@ from nima_lessons.course.synthetic.nuclei import (
     nuclei_layout,
     render_nuclei,
 )
-from nima_lessons.course.synthetic.nuclei_zarr import nuclei_dask, open_nuclei_zarr, write_nuclei_zarr
+from nima_lessons.course.synthetic.nuclei_zarr import (
+    nuclei_dask,
+    open_nuclei_zarr,
+    write_nuclei_zarr,
+)
 from nima_lessons.course.synthetic.ratiometric import (
     CHANNELS,
     RATIOMETRIC_FILES,
@@ -109,7 +113,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``is_complete`` was renamed: :func:`is_dataset_complete` (``store.is_complete`` is another test)."""
+    """``is_complete`` is now :func:`is_dataset_complete` (``store.is_complete`` tests a result)."""
     from nima_lessons._moved import moved_attribute
 
     return moved_attribute(__name__, name, {"is_complete": f"{__name__}:is_dataset_complete"})

@@ -7,8 +7,8 @@ first time, and reused afterwards.
 from __future__ import annotations
 
 import os
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import tifffile
 import zarr

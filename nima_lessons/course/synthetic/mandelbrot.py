@@ -73,7 +73,7 @@ def frame_width(index: int, zoom_per_level: float = ZOOM_PER_LEVEL) -> float:
     """
     # A negative power underflows to 0.0 for very deep levels, where a positive
     # one would overflow: such frames are simply uniform.
-    return START_WIDTH * zoom_per_level ** -index
+    return START_WIDTH * zoom_per_level**-index
 
 
 def mandelbrot_frame(
@@ -284,7 +284,9 @@ def _check_zoom(zoom_per_level: float) -> float:
     return float(zoom_per_level)
 
 
-def _render_block(block_id: tuple[int, ...], shape: tuple[int, int], zoom_per_level: float) -> np.ndarray:
+def _render_block(
+    block_id: tuple[int, ...], shape: tuple[int, int], zoom_per_level: float
+) -> np.ndarray:
     """Render the frame of one chunk; the chunk index along axis 0 is the zoom level."""
     return mandelbrot_frame(block_id[0], shape, zoom_per_level)[np.newaxis]
 

@@ -69,7 +69,9 @@ class TimelapseScene:
         z = np.arange(self.n_z)[:, None, None]
         y = np.arange(self.shape[0])[None, :, None]
         x = np.arange(self.shape[1])[None, None, :]
-        for centre, radius, bright in zip(self.centres(t), self.radius, self.brightness[c]):
+        for centre, radius, bright in zip(
+            self.centres(t), self.radius, self.brightness[c], strict=True
+        ):
             top = max(int(centre[1] - 2 * radius[1]), 0)
             bottom = min(int(centre[1] + 2 * radius[1]) + 2, self.shape[0])
             left = max(int(centre[2] - 2 * radius[2]), 0)
@@ -266,14 +268,24 @@ def write_tiff_folder(
     else:
         array = np.asarray(image)
         if array.ndim not in (4, 5):
-            raise ValueError(f"image must be (T, C, Z, Y, X) or (T, C, Y, X), got shape {array.shape}")
+            raise ValueError(
+                f"image must be (T, C, Z, Y, X) or (T, C, Y, X), got shape {array.shape}"
+            )
         n_t, n_c = array.shape[:2]
         volume = lambda t, c: array[t, c]  # noqa: E731
-    steps = [(t, c) for t in range(check_positive_int(n_t, "n_t")) for c in range(check_positive_int(n_c, "n_c"))]
+    steps = [
+        (t, c)
+        for t in range(check_positive_int(n_t, "n_t"))
+        for c in range(check_positive_int(n_c, "n_c"))
+    ]
     with atomic_path(folder, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        for t, c in tqdm(steps, desc="tiff folder", unit="file", disable=not progress_enabled(progress)):
+        for t, c in tqdm(
+            steps, desc="tiff folder", unit="file", disable=not progress_enabled(progress)
+        ):
             values = np.asarray(volume(t, c))
             axes = "ZYX"[-values.ndim :]
-            tifffile.imwrite(tmp / FILE_PATTERN.format(t=t, c=c), values, imagej=True, metadata={"axes": axes})
+            tifffile.imwrite(
+                tmp / FILE_PATTERN.format(t=t, c=c), values, imagej=True, metadata={"axes": axes}
+            )
     return Path(folder)
