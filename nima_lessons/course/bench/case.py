@@ -30,8 +30,20 @@ its name in :data:`nima_lessons.course.bench.PLANNED_CASES` sets its place in th
     Returns the claims checked on the rows, each made with :func:`claim`.
 ``notes``, ``source``, ``figure``, ``comparisons``, optional
     Fixed notes; figures quoted from elsewhere; the function drawing the case's PNG
-    (a ``case -> matplotlib.figure.Figure`` callable, default one bar per row); a
+    (a ``case -> matplotlib.figure.Figure`` callable from
+    :mod:`nima_lessons.course.plotting`, default one bar per row); a
     ``rows -> comparisons`` function for ratios beyond anchor / ours.
+
+A minimal case::
+
+    def _trials(context):
+        image = make_input(context.params["size_px"])
+        yield Trial("filter", "scipy", "anchor", context.params, run=lambda: scipy_way(image))
+        ours = yield Trial("filter", "ours", "ours", context.params, run=lambda: our_way(image))
+        ours["metrics"]["note"] = ...  # the measured row comes back
+
+    CASE = Case(title=..., claim=..., presets={"tiny": {"size_px": 64}, ...},
+                repeats={"tiny": 1, "quick": 2, "full": 5}, trials=_trials)
 
 A :class:`Trial` names the row (``operation``, ``implementation``, ``role``,
 ``params``) and how to measure it, with exactly one of:
@@ -39,7 +51,8 @@ A :class:`Trial` names the row (``operation``, ``implementation``, ``role``,
 - ``run``: a callable timed here, ``repeats`` times after an optional ``warmup``;
 - ``job``: ``("package.module:function", kwargs)``, a function that loads its input
   and returns a :class:`~nima_lessons.course.bench.harness.Work`, run in a fresh
-  process so that the row's peak memory is that job's alone;
+  process so that the row's peak memory is that job's alone (the ``tiny`` preset runs
+  it in the calling process: quicker, structure only);
 - ``seconds``: values the case measured itself (a cluster's start-up).
 
 Ratios are made by the runner: every ``ours`` row is compared, on each figure of its
