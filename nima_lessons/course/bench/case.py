@@ -90,6 +90,7 @@ __all__ = [
     "Trials",
     "claim",
     "comparison",
+    "presets",
     "run_case",
 ]
 
@@ -177,6 +178,18 @@ class Case:
     source: Mapping[str, Any] | None = None
     figure: Callable[[Mapping[str, Any]], Any] = _bars
     comparisons: Callable[[list[dict]], list[dict]] | None = None
+
+
+def presets(columns: str, **rows: tuple) -> dict[Preset, dict[str, Any]]:
+    """Return a case's sizes written as a table: one row per preset, one column per parameter.
+
+    Examples
+    --------
+    >>> presets("n_t shape", tiny=(2, [48, 64]), full=(10, [2048, 2048]))["tiny"]
+    {'n_t': 2, 'shape': [48, 64]}
+    """
+    names = columns.split()
+    return {preset: dict(zip(names, values, strict=True)) for preset, values in rows.items()}
 
 
 def claim(text: str, value: float | None, threshold: float, at_least: bool = True) -> dict:

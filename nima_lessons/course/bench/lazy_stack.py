@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nima_lessons.course import plotting
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
 
 __all__ = ["CASE"]
 
@@ -125,19 +125,12 @@ CASE = Case(
     claim="A blockwise stack has one graph layer at any length and 200,000 frames are built in "
     "under 0.1 s; one of its frames costs little more than rendering that frame, while the "
     "classic delayed stack adds graph layers, build time and per-frame overhead with every frame.",
-    presets={
-        "tiny": {"n_frames": [20, 200], "shape": [16, 16], "classic_limit_seconds": 5.0},
-        "quick": {
-            "n_frames": [2_000, 20_000, 200_000],
-            "shape": [32, 32],
-            "classic_limit_seconds": 3.0,
-        },
-        "full": {
-            "n_frames": [2_000, 20_000, 200_000],
-            "shape": [256, 256],
-            "classic_limit_seconds": 60.0,
-        },
-    },
+    presets=presets(
+        "n_frames shape classic_limit_seconds",
+        tiny=([20, 200], [16, 16], 5.0),
+        quick=([2_000, 20_000, 200_000], [32, 32], 3.0),
+        full=([2_000, 20_000, 200_000], [256, 256], 60.0),
+    ),
     repeats={"tiny": 1, "quick": 1, "full": 3},
     trials=_trials,
     claims=_claims,

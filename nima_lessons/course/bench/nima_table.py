@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from nima_lessons.course import plotting
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
 
 __all__ = ["CASE", "make_stack"]
 
@@ -228,11 +228,9 @@ CASE = Case(
     title="The nima table: shading and 3x3 median per time point",
     claim="Shading correction is memory-bound and the radius-1 disk median is compute-bound; ours "
     "runs both per time point at least as fast as the nima-style xarray + dask-image code.",
-    presets={
-        "tiny": {"n_t": 2, "n_c": 3, "shape": [48, 64]},
-        "quick": {"n_t": 2, "n_c": 3, "shape": [512, 512]},
-        "full": {"n_t": 10, "n_c": 3, "shape": [2048, 2048]},
-    },
+    presets=presets(
+        "n_t n_c shape", tiny=(2, 3, [48, 64]), quick=(2, 3, [512, 512]), full=(10, 3, [2048, 2048])
+    ),
     repeats={"tiny": 1, "quick": 3, "full": 5},
     trials=_trials,
     claims=_claims,

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from nima_lessons.course import plotting
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
 from nima_lessons.tiling import TRUNCATE, extra_pixel_fraction, overlap_for, tiled_apply
 
 __all__ = ["CASE"]
@@ -85,29 +85,12 @@ CASE = Case(
     claim="Tiling costs the margins and one task per tile: time relative to the whole image grows "
     "as tiles shrink and margins deepen, and a margin of ceil(truncate x sigma) pixels makes the "
     "tiled result exact.",
-    presets={
-        "tiny": {
-            "size_px": 96,
-            "sigma_px": 2.0,
-            "tiles_px": [32],
-            "depths_px": [0, 8],
-            "scheduler": "synchronous",
-        },
-        "quick": {
-            "size_px": 1024,
-            "sigma_px": 4.0,
-            "tiles_px": [128, 512],
-            "depths_px": [0, 16],
-            "scheduler": "synchronous",
-        },
-        "full": {
-            "size_px": 2048,
-            "sigma_px": 4.0,
-            "tiles_px": [128, 256, 512, 1024],
-            "depths_px": [0, 8, 16, 32],
-            "scheduler": "synchronous",
-        },
-    },
+    presets=presets(
+        "size_px sigma_px tiles_px depths_px scheduler",
+        tiny=(96, 2.0, [32], [0, 8], "synchronous"),
+        quick=(1024, 4.0, [128, 512], [0, 16], "synchronous"),
+        full=(2048, 4.0, [128, 256, 512, 1024], [0, 8, 16, 32], "synchronous"),
+    ),
     repeats={"tiny": 1, "quick": 2, "full": 3},
     trials=_trials,
     claims=_claims,

@@ -19,7 +19,7 @@ import dask.array as da
 
 from nima_lessons.course import plotting
 from nima_lessons.course.bench import nima_table, tiled_labels
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, comparison
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, comparison, presets
 from nima_lessons.course.bench.harness import usable_cores
 
 __all__ = ["CASE"]
@@ -28,6 +28,12 @@ Scheduler = Literal["synchronous", "threads", "processes", "distributed"]
 SCHEDULERS: tuple[Scheduler, ...] = ("synchronous", "threads", "processes", "distributed")
 NIMA_WORKLOAD = "shading + median, whole stack"
 LABEL_WORKLOAD = "label, whole mask"
+
+
+def _sizes(n_t: int, n_c: int, side_px: int, mask_px: int, blob_px: int) -> tuple[dict, dict]:
+    """A square stack as in ``nima_table`` and a mask in 2 x 2 chunks as in ``tiled_labels``."""
+    stack = {"n_t": n_t, "n_c": n_c, "shape": [side_px, side_px]}
+    return stack, {"size_px": mask_px, "chunk_px": mask_px // 2, "blob_px": blob_px}
 
 
 def _workloads(params: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, Callable[[], Any]]]]:
@@ -159,25 +165,13 @@ CASE = Case(
     title="Schedulers: synchronous, threads, processes and a LocalCluster",
     claim="Whole-plane numpy work releases the GIL, so threads beat one core without the cost of "
     "moving arrays between processes that the processes scheduler and a LocalCluster pay.",
-    presets={
-        # Process pools and clusters take seconds to start: the tiny preset keeps to the
-        # in-process schedulers.
-        "tiny": {
-            "stack": {"n_t": 2, "n_c": 2, "shape": [32, 32]},
-            "mask": {"size_px": 64, "chunk_px": 32, "blob_px": 4},
-            "schedulers": ["synchronous", "threads"],
-        },
-        "quick": {
-            "stack": {"n_t": 2, "n_c": 3, "shape": [256, 256]},
-            "mask": {"size_px": 512, "chunk_px": 256, "blob_px": 8},
-            "schedulers": list(SCHEDULERS),
-        },
-        "full": {
-            "stack": {"n_t": 4, "n_c": 3, "shape": [1024, 1024]},
-            "mask": {"size_px": 2048, "chunk_px": 1024, "blob_px": 12},
-            "schedulers": list(SCHEDULERS),
-        },
-    },
+    # Process pools and clusters take seconds to start: tiny keeps to in-process schedulers.
+    presets=presets(
+        "stack mask schedulers",
+        tiny=(*_sizes(2, 2, 32, 64, 4), ["synchronous", "threads"]),
+        quick=(*_sizes(2, 3, 256, 512, 8), list(SCHEDULERS)),
+        full=(*_sizes(4, 3, 1024, 2048, 12), list(SCHEDULERS)),
+    ),
     repeats={"tiny": 1, "quick": 1, "full": 2},
     trials=_trials,
     claims=_claims,

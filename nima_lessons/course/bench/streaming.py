@@ -17,7 +17,7 @@ import numpy as np
 
 from nima_lessons._atomic import atomic_path
 from nima_lessons.course import plotting
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
 from nima_lessons.course.bench.harness import Work, profile_job
 
 __all__ = ["CASE", "pipeline_job", "streaming_claims", "write_timelapse"]
@@ -161,11 +161,12 @@ CASE = Case(
     # warmup: one time point untimed first in each process; the short presets skip it (each
     # process costs seconds of imports already). The tiny preset runs one T: the tests check
     # the claims on rows of their own.
-    presets={
-        "tiny": {"n_t": [2], "shape": [96, 96], "n_cells": 2, "warmup": False},
-        "quick": {"n_t": [2, 4], "shape": [128, 128], "n_cells": 4, "warmup": False},
-        "full": {"n_t": [5, 10, 20, 40], "shape": [512, 512], "n_cells": 30, "warmup": True},
-    },
+    presets=presets(
+        "n_t shape n_cells warmup",
+        tiny=([2], [96, 96], 2, False),
+        quick=([2, 4], [128, 128], 4, False),
+        full=([5, 10, 20, 40], [512, 512], 30, True),
+    ),
     repeats={"tiny": 1, "quick": 1, "full": 1},
     trials=_trials,
     claims=streaming_claims,

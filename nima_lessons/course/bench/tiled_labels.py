@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nima_lessons.course import plotting
-from nima_lessons.course.bench.case import Case, Context, Role, Trial, Trials, claim
+from nima_lessons.course.bench.case import Case, Context, Role, Trial, Trials, claim, presets
 from nima_lessons.course.bench.harness import Work
 
 __all__ = ["CASE", "blob_mask", "speed_claims"]
@@ -204,29 +204,12 @@ CASE = Case(
     title="Tiled labelling: nima_lessons.labels against dask-image, scipy, cc3d and OpenCV",
     claim="Ours labels a chunked mask exactly as scipy does on the whole image, faster than "
     "dask_image.ndmeasure.label and with a peak memory that follows the chunk size, not the image.",
-    presets={
-        "tiny": {
-            "sizes_px": [96],
-            "chunks_px": [32],
-            "blob_px": 4,
-            "fill": 0.3,
-            "anchor_max_blocks": 16,
-        },
-        "quick": {
-            "sizes_px": [1024],
-            "chunks_px": [512],
-            "blob_px": 8,
-            "fill": 0.3,
-            "anchor_max_blocks": 16,
-        },
-        "full": {
-            "sizes_px": [4096, 8192],
-            "chunks_px": [1024, 2048],
-            "blob_px": 12,
-            "fill": 0.3,
-            "anchor_max_blocks": 64,
-        },
-    },
+    presets=presets(
+        "sizes_px chunks_px blob_px fill anchor_max_blocks",
+        tiny=([96], [32], 4, 0.3, 16),
+        quick=([1024], [512], 8, 0.3, 16),
+        full=([4096, 8192], [1024, 2048], 12, 0.3, 64),
+    ),
     repeats={"tiny": 1, "quick": 1, "full": 2},
     trials=_trials,
     claims=_claims,
