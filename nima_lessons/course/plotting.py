@@ -513,7 +513,8 @@ def plot_nima_table(case: Mapping):
     The source figures were measured on T=10, C=3, 2048 x 2048 float64; when
     the run used another plane size they are scaled by the number of pixels
     per time point (both operations do a fixed amount of work per pixel), and
-    drawn as a dashed line.
+    drawn as a dashed line. When the case timed the median kernel of one plane
+    per dtype, a last panel shows each kernel's time over a copy of that plane.
 
     Parameters
     ----------
@@ -530,7 +531,11 @@ def plot_nima_table(case: Mapping):
     scale = pixels / SOURCE_PIXELS_PER_TIME_POINT
     source = case.get("source", {})
     operations = [op for op in ("shading", "median") if op in set(rows["operation"])]
-    figure, axes = _new_axes(len(operations), panel_inches=3.4, height_inches=3.2)
+    kernels = rows[rows["operation"] == "median kernel"]
+    figure, axes = _new_axes(len(operations) + (len(kernels) > 0), panel_inches=3.4,
+                             height_inches=3.2)
+    if len(kernels):
+        _plot_kernel_times(axes.pop(), kernels)
     for ax, operation in zip(axes, operations, strict=True):
         measured = rows[rows["operation"] == operation]
         ax.bar(measured["implementation"], measured["seconds"],
@@ -545,6 +550,21 @@ def plot_nima_table(case: Mapping):
         ax.set_ylabel("seconds per time point")
         ax.tick_params(axis="x", labelrotation=15, labelsize="small")
     return figure
+
+
+def _plot_kernel_times(ax, kernels) -> None:
+    """Median kernel time over plane copy time, one group of bars per dtype."""
+    copies = kernels[kernels["role"] == "reference"].set_index("dtype")["seconds"]
+    timed = kernels[kernels["role"] != "reference"]
+    names = timed["implementation"] + " " + timed["footprint"].astype(str)
+    table = (timed["seconds"] / copies.reindex(timed["dtype"]).to_numpy()).groupby(
+        [timed["dtype"], names], sort=False).first().unstack()
+    table.plot.bar(ax=ax, rot=0)
+    ax.axhline(1, color="grey", linewidth=0.8)
+    ax.set_title("median kernel, one plane")
+    ax.set_xlabel("")
+    ax.set_ylabel("time / plane copy time")
+    ax.legend(fontsize="x-small")
 
 
 def plot_bench_bars(case: Mapping):
@@ -628,7 +648,7 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
         if len(placed):
             ax.plot(placed[x], placed[y], marker=next(markers), label=label)
         else:
-            ax.axhline(part[y].iloc[0], linestyle="--", color="grey", label=f"{label} (whole)")
+            ax.axhline(part[y].iloc[0], linestyle="--", label=f"{label} (whole)")
     if logx:
         ax.set_xscale("log", base=2)
     values = sorted(set(rows[x].dropna()))
@@ -640,7 +660,7 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
         ax.set_ylim(bottom=0)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
     return figure
 
 

@@ -74,6 +74,7 @@ def write_report(results: dict, out: str | Path, overwrite: bool = False) -> dic
         if case.get("rows"):
             draw = importlib.import_module(f"nima_lessons.course.bench.{name}").CASE.figure
             figure = draw(case)
+            figure.set_figwidth(max(figure.get_figwidth(), 8.0))  # room for the title
             figure.suptitle(case["title"])
             with atomic_path(folder / f"{name}.png", overwrite=True) as tmp:
                 figure.savefig(tmp, format="png", dpi=100)
