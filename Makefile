@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 TEST_SIZE ?= small
 PYTEST_ARGS ?=
 
-.PHONY: help venv lab test unit notebooks data bench bench-quick docs clean-data
+.PHONY: help venv lab test unit lint notebooks data bench bench-quick docs clean-data
 
 help:
 	@echo "make lab          set up and open the lessons in JupyterLab (localhost, token on)"
 	@echo "make test         set up and run unit tests and every notebook under nbval"
 	@echo "make unit         unit tests only"
+	@echo "make lint         ruff check, ruff format --check and mypy (part of make test)"
 	@echo "make notebooks    re-execute every notebook in place, as CI does"
 	@echo "make data         generate every lesson dataset into data/"
 	@echo "make bench        run the full benchmark (nima-lessons bench)"
@@ -25,7 +26,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -42,14 +43,21 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
-test: $(STAMP)
+# The linter, the formatter and the type checker come first: a test run fails with them.
+# Doctests are collected once, by --doctest-modules in pyproject.toml's pytest addopts.
+test: lint
 	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest \
-		--doctest-modules --nbval --nbval-current-env --nbval-cell-timeout=600 \
+		--nbval --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with notebooks/sanitize.cfg \
 		nima_lessons tests notebooks $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest --doctest-modules nima_lessons tests $(PYTEST_ARGS)
+	NIMA_LESSONS_PROGRESS=0 $(BIN)/python -m pytest nima_lessons tests -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 notebooks: $(STAMP)
 	NIMA_LESSONS_SIZE=$(TEST_SIZE) NIMA_LESSONS_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \

@@ -473,3 +473,11 @@ def read_image(
         attrs={"source": os.fspath(source)},
     )
     return select_channels(image, channels)
+
+
+def __getattr__(name: str) -> object:
+    """The teaching-only readers moved to :mod:`nima_lessons.course.readers`."""
+    from nima_lessons._moved import moved_attribute
+
+    readers = ("lazy_imread", "imread_dask_image", "imread_dask")
+    return moved_attribute(__name__, name, {old: f"nima_lessons.course.readers:{old}" for old in readers})

@@ -7,13 +7,30 @@ overlap, `overlap_for` gives it from the filter's parameters, `overlap_sweep` ta
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import dask.array as da
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, DTypeLike
+
+from nima_lessons._search import first_passing
+
+#: What ``map_overlap`` pads the image border with (``"none"``: nothing, the filter's mode).
+Boundary = Literal["none", "reflect", "periodic", "nearest"] | float
+#: Tile sizes in any form dask accepts (one side, one per axis, explicit chunks, "auto").
+Chunks = int | str | Sequence[Any]
+#: Normalised dask chunks: the tile lengths along each axis.
+GridChunks = tuple[tuple[int, ...], ...]
+#: An overlap in pixels, the same on every axis or one per axis.
+Depth = int | Sequence[int]
+#: A numpy filter: ``func(array) -> array`` of the same shape.
+Filter = Callable[[np.ndarray], np.ndarray]
+#: Samples of a Gaussian kernel kept on each side, in sigmas (scipy's default).
+TRUNCATE = 4.0
 
 # ---------------------------------------------------------------- measuring
 
@@ -40,7 +57,7 @@ class TileError(NamedTuple):
     signed_sum: float
 
 
-def compare_results(tiled, reference) -> TileError:
+def compare_results(tiled: ArrayLike, reference: ArrayLike) -> TileError:
     """Summarise the difference between two results of the same shape.
 
     Parameters
@@ -68,14 +85,15 @@ def compare_results(tiled, reference) -> TileError:
     reference = np.asarray(reference)
     if tiled.shape != reference.shape:
         raise ValueError(
-            f"tiled result has shape {tiled.shape}, expected the reference shape "
-            f"{reference.shape}"
+            f"tiled result has shape {tiled.shape}, expected the reference shape {reference.shape}"
         )
     if tiled.size == 0:
         return TileError(0.0, 0.0, 0.0, 0.0)
     difference = tiled.astype(np.float64) - reference.astype(np.float64)
-    both_nan = np.isnan(difference) & np.isnan(tiled.astype(np.float64)) & np.isnan(
-        reference.astype(np.float64)
+    both_nan = (
+        np.isnan(difference)
+        & np.isnan(tiled.astype(np.float64))
+        & np.isnan(reference.astype(np.float64))
     )
     difference[both_nan] = 0.0
     difference[np.isnan(difference)] = np.inf
@@ -89,12 +107,12 @@ def compare_results(tiled, reference) -> TileError:
 
 
 def tiled_apply(
-    func: Callable,
-    image,
-    chunks,
-    depth,
-    boundary: str = "none",
-    dtype=None,
+    func: Filter,
+    image: ArrayLike | da.Array,
+    chunks: Chunks,
+    depth: Depth,
+    boundary: Boundary = "none",
+    dtype: DTypeLike | None = None,
 ) -> da.Array:
     """Apply a numpy filter to overlapping tiles, lazily.
 
@@ -151,11 +169,11 @@ def tiled_apply(
 
 
 def tile_error(
-    func: Callable,
-    image,
-    chunks,
-    depth,
-    boundary: str = "none",
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
+    depth: Depth,
+    boundary: Boundary = "none",
     reference: np.ndarray | None = None,
 ) -> TileError:
     """Measure how much filtering in overlapping tiles differs from the whole image.
@@ -206,20 +224,21 @@ def tile_error(
 
 
 def minimal_overlap(
-    func: Callable,
-    image,
-    chunks,
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
     tol: float = 0.0,
     max_depth: int | None = None,
     return_evaluations: bool = False,
-):
+) -> int | tuple[int, dict[int, float]]:
     """Find the smallest overlap for which tiles reproduce the whole-image result.
 
     The error is assumed to shrink as the overlap grows (true for filters
     with a finite footprint: once the overlap covers it, the error is 0).
     Depths 0, 1, 2, 4, 8, ... are tried until one is good enough, then a
     binary search between the last bad and the first good depth finds the
-    smallest: about ``2 * log2(depth)`` evaluations instead of ``depth``.
+    smallest: about ``2 * log2(depth)`` evaluations instead of ``depth``
+    (:func:`nima_lessons._search.first_passing`).
 
     Parameters
     ----------
@@ -283,43 +302,47 @@ def minimal_overlap(
         evaluations[depth] = error.max_abs_error
         return error.max_abs_error <= tol
 
-    bad, depth = -1, 0
-    while not good(depth):
-        if depth >= limit:
-            raise ValueError(
-                f"no overlap up to {limit} px reproduces the whole image within tol={tol} "
-                f"(error {evaluations[depth]:.3g} at {depth} px) with chunks "
-                f"{_chunk_summary(grid_chunks)}: use larger chunks or max_depth"
-            )
-        bad, depth = depth, min(max(1, 2 * depth), limit)
-    while depth - bad > 1:
-        middle = (bad + depth) // 2
-        if good(middle):
-            depth = middle
-        else:
-            bad = middle
+    depth = first_passing(good, limit)
+    if depth is None:
+        raise ValueError(
+            f"no overlap up to {limit} px reproduces the whole image within tol={tol} "
+            f"(error {evaluations[limit]:.3g} at {limit} px) with chunks "
+            f"{_chunk_summary(grid_chunks)}: use larger chunks or max_depth"
+        )
     return (depth, evaluations) if return_evaluations else depth
 
 
 # ---------------------------------------------------------------- predicting
 
-_GAUSSIAN = ("gaussian_filter", "gaussian", "gaussian_laplace", "gaussian_gradient_magnitude")
-_FOOTPRINT = (
+# Each family of filters by the overlap rule it follows; the names as scipy.ndimage spells them,
+# with the short names the lessons use.
+GaussianName = Literal[
+    "gaussian_filter", "gaussian", "gaussian_laplace", "gaussian_gradient_magnitude"
+]
+FootprintName = Literal[
     "median_filter", "median", "rank_filter", "percentile_filter", "minimum_filter",
     "maximum_filter", "grey_erosion", "grey_dilation", "morphological_gradient",
     "morphological_laplace", "uniform_filter", "uniform", "mean",
-)
+]  # fmt: skip
 # Opening/closing are an erosion followed by a dilation (or the reverse): a
 # pixel of the second pass reads pixels of the first pass up to one radius away,
 # each of which read the image up to one radius further, hence twice the radius.
-_TWICE_FOOTPRINT = (
-    "white_tophat", "black_tophat", "tophat", "top_hat", "grey_opening", "grey_closing",
-)
-_ONE_PIXEL = ("sobel", "prewitt", "laplace")
-KNOWN_FILTERS = _GAUSSIAN + _FOOTPRINT + _TWICE_FOOTPRINT + _ONE_PIXEL
+TwiceFootprintName = Literal[
+    "white_tophat", "black_tophat", "tophat", "top_hat", "grey_opening", "grey_closing"
+]
+OnePixelName = Literal["sobel", "prewitt", "laplace"]
+#: Every filter name :func:`overlap_for` knows.
+FilterName = GaussianName | FootprintName | TwiceFootprintName | OnePixelName
+_GAUSSIAN = get_args(GaussianName)
+_FOOTPRINT = get_args(FootprintName)
+_TWICE_FOOTPRINT = get_args(TwiceFootprintName)
+_ONE_PIXEL = get_args(OnePixelName)
+KNOWN_FILTERS: tuple[str, ...] = _GAUSSIAN + _FOOTPRINT + _TWICE_FOOTPRINT + _ONE_PIXEL
 
 
-def overlap_for(filter_name, ndim: int | None = None, **params):
+def overlap_for(
+    filter_name: FilterName | Callable[..., Any], ndim: int | None = None, **params: Any
+) -> int | tuple[int, ...]:
     """Return the overlap that theory gives for a filter and its parameters.
 
     Parameters
@@ -340,7 +363,7 @@ def overlap_for(filter_name, ndim: int | None = None, **params):
     Returns
     -------
     int or tuple of int
-        The overlap in pixels: ``int(truncate * sigma + 0.5)`` (or ``radius``)
+        The overlap in pixels: :func:`gaussian_depth` (or ``radius``)
         for Gaussian filters, the footprint radius ``size // 2`` for median,
         rank, minimum/maximum, erosion/dilation and uniform filters, twice the
         radius for openings, closings and top-hats, 1 for sobel, prewitt and
@@ -371,9 +394,7 @@ def overlap_for(filter_name, ndim: int | None = None, **params):
     elif name in _ONE_PIXEL:
         depths = (1,)
     else:
-        raise ValueError(
-            f"unknown filter_name {name!r}: expected one of {sorted(KNOWN_FILTERS)}"
-        )
+        raise ValueError(f"unknown filter_name {name!r}: expected one of {sorted(KNOWN_FILTERS)}")
     if len(set(depths)) == 1 and ndim is None:
         return depths[0]
     if ndim is not None and len(depths) == 1:
@@ -383,7 +404,40 @@ def overlap_for(filter_name, ndim: int | None = None, **params):
     return depths
 
 
-def _name_and_params(filter_name, params: dict) -> tuple[str, dict]:
+def gaussian_depth(sigma: float, truncate: float = TRUNCATE) -> int:
+    """Return the overlap a Gaussian filter needs: ``ceil(sigma * truncate)`` pixels.
+
+    The rule of dask-image's lazy Gaussian filters. scipy's kernel reaches
+    ``int(sigma * truncate + 0.5)`` pixels, never more, so this depth is always
+    enough, and at most 1 px more than the smallest exact one.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the kernel in pixels (>= 0).
+    truncate : float
+        Kernel half-width in standard deviations (scipy's default 4.0).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` or ``truncate`` is negative.
+
+    Examples
+    --------
+    >>> gaussian_depth(5), gaussian_depth(1.1), gaussian_depth(2, truncate=2.5)
+    (20, 5, 5)
+    """
+    if sigma < 0 or truncate < 0:
+        raise ValueError(f"sigma and truncate must be >= 0, got sigma={sigma}, truncate={truncate}")
+    return math.ceil(sigma * truncate)
+
+
+def _name_and_params(filter_name: object, params: dict) -> tuple[str, dict]:
     if isinstance(filter_name, functools.partial):
         if filter_name.args:
             raise ValueError(
@@ -399,7 +453,7 @@ def _name_and_params(filter_name, params: dict) -> tuple[str, dict]:
     return filter_name.lower(), params
 
 
-def _as_tuple(value) -> tuple:
+def _as_tuple(value: ArrayLike) -> tuple:
     return tuple(np.atleast_1d(value).tolist())
 
 
@@ -408,8 +462,10 @@ def _gaussian_depths(name: str, params: dict) -> tuple[int, ...]:
         return tuple(int(r) for r in _as_tuple(params["radius"]))
     if "sigma" not in params:
         raise ValueError(f"{name} needs sigma (or radius) to give an overlap")
-    truncate = float(params.get("truncate", 4.0))
-    return tuple(int(truncate * float(s) + 0.5) for s in _as_tuple(params["sigma"]))
+    return tuple(
+        gaussian_depth(float(s), float(params.get("truncate", TRUNCATE)))
+        for s in _as_tuple(params["sigma"])
+    )
 
 
 def _footprint_radii(name: str, params: dict, default_size: int | None) -> tuple[int, ...]:
@@ -428,9 +484,9 @@ def _footprint_radii(name: str, params: dict, default_size: int | None) -> tuple
 
 
 def overlap_sweep(
-    func: Callable,
-    image,
-    chunk_sizes: Sequence,
+    func: Filter,
+    image: ArrayLike,
+    chunk_sizes: Sequence[Chunks],
     depths: Sequence[int],
     reference: np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -499,12 +555,18 @@ def overlap_sweep(
     return pd.DataFrame(rows)
 
 
-def extra_pixel_fraction(chunks: tuple[tuple[int, ...], ...], depth) -> float:
+def _pixels_read(tile_px: Any, depth_px: Any, neighbour_sides: int) -> Any:
+    """The one overlap-cost rule: a tile reads itself and ``depth`` per side with a neighbour."""
+    return tile_px + neighbour_sides * depth_px
+
+
+def extra_pixel_fraction(chunks: GridChunks, depth: Depth) -> float:
     """Fraction of extra pixels that tiles with overlap read, beyond the image.
 
     With ``boundary="none"`` a tile gains ``depth`` pixels on each side that
-    has a neighbour; the tiles form a grid, so the pixels read are the product
-    over axes of the summed extended tile lengths.
+    has a neighbour (:func:`overlap_cost_factor` is the same rule for a tile
+    with neighbours all round); the tiles form a grid, so the pixels read are
+    the product over axes of the summed extended tile lengths.
 
     Parameters
     ----------
@@ -525,16 +587,62 @@ def extra_pixel_fraction(chunks: tuple[tuple[int, ...], ...], depth) -> float:
     depth_per_axis = _depth_per_axis(depth, chunks)
     read, size = 1, 1
     for axis, sizes in enumerate(chunks):
-        internal_sides = 2 * (len(sizes) - 1)
-        read *= sum(sizes) + internal_sides * depth_per_axis[axis]
+        last = len(sizes) - 1
+        read *= sum(
+            _pixels_read(tile, depth_per_axis[axis], (index > 0) + (index < last))
+            for index, tile in enumerate(sizes)
+        )
         size *= sum(sizes)
     return (read - size) / size if size else 0.0
+
+
+def overlap_cost_factor(
+    tile_px: ArrayLike, depth_px: ArrayLike, ndim: int = 2
+) -> float | np.ndarray:
+    """Pixels an inner tile reads with its margin, over the pixels it delivers.
+
+    Parameters
+    ----------
+    tile_px : int or array_like
+        Tile edge length in pixels (> 0).
+    depth_px : int or array_like
+        Margin on each side in pixels (>= 0).
+    ndim : int
+        Number of tiled axes.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``((tile_px + 2 * depth_px) / tile_px) ** ndim``: the rule of
+        :func:`extra_pixel_fraction` for a tile with neighbours on every side,
+        which the whole tiling approaches as the tiles get many.
+
+    Raises
+    ------
+    ValueError
+        For a tile size <= 0 or a negative margin.
+
+    Examples
+    --------
+    >>> round(float(overlap_cost_factor(32, 10)), 2)
+    2.64
+    >>> round(float(overlap_cost_factor(32, 20)), 2)
+    5.06
+    """
+    tile = np.asarray(tile_px, dtype=np.float64)
+    depth = np.asarray(depth_px, dtype=np.float64)
+    if np.any(tile <= 0):
+        raise ValueError(f"tile_px must be > 0, got {tile_px!r}")
+    if np.any(depth < 0):
+        raise ValueError(f"depth_px must be >= 0, got {depth_px!r}")
+    factor = (_pixels_read(tile, depth, 2) / tile) ** ndim
+    return float(factor) if factor.ndim == 0 else factor
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _depth_per_axis(depth, chunks) -> dict[int, int]:
+def _depth_per_axis(depth: Depth, chunks: GridChunks) -> dict[int, int]:
     """Per-axis depth; 0 where an axis is a single tile (nothing to share)."""
     ndim = len(chunks)
     values = _as_tuple(depth)
@@ -543,7 +651,7 @@ def _depth_per_axis(depth, chunks) -> dict[int, int]:
     if len(values) != ndim:
         raise ValueError(f"depth {depth!r} must be one value or {ndim} values (one per axis)")
     result = {}
-    for axis, (value, sizes) in enumerate(zip(values, chunks)):
+    for axis, (value, sizes) in enumerate(zip(values, chunks, strict=True)):
         if int(value) != value or value < 0:
             raise ValueError(f"depth must be non-negative integers, got {depth!r}")
         if len(sizes) > 1 and value > min(sizes):
@@ -556,7 +664,7 @@ def _depth_per_axis(depth, chunks) -> dict[int, int]:
     return result
 
 
-def _largest_depth(chunks, single_tile_ok: bool = False) -> int:
+def _largest_depth(chunks: GridChunks, single_tile_ok: bool = False) -> int:
     """Largest overlap a tiling allows: its smallest tile along split axes."""
     split = [min(sizes) for sizes in chunks if len(sizes) > 1]
     if not split:
@@ -569,19 +677,32 @@ def _largest_depth(chunks, single_tile_ok: bool = False) -> int:
     return min(split)
 
 
-def _chunk_summary(chunks) -> str:
-    return "(" + ", ".join(
-        f"{len(sizes)} x {max(sizes)}" if len(set(sizes)) == 1 else f"{sizes}"
-        for sizes in chunks
-    ) + ")"
+def _chunk_summary(chunks: GridChunks) -> str:
+    return (
+        "("
+        + ", ".join(
+            f"{len(sizes)} x {max(sizes)}" if len(set(sizes)) == 1 else f"{sizes}"
+            for sizes in chunks
+        )
+        + ")"
+    )
 
 
 __all__ = [
     "KNOWN_FILTERS",
+    "TRUNCATE",
+    "Boundary",
+    "Chunks",
+    "Depth",
+    "Filter",
+    "FilterName",
+    "GridChunks",
     "TileError",
     "compare_results",
     "extra_pixel_fraction",
+    "gaussian_depth",
     "minimal_overlap",
+    "overlap_cost_factor",
     "overlap_for",
     "overlap_sweep",
     "tile_error",

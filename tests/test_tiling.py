@@ -6,7 +6,6 @@ measures, a tiling done by hand with numpy slicing.
 
 from __future__ import annotations
 
-import doctest
 import functools
 
 import dask.array as da
@@ -14,11 +13,12 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-import nima_lessons.tiling
 from nima_lessons.tiling import (
     compare_results,
     extra_pixel_fraction,
+    gaussian_depth,
     minimal_overlap,
+    overlap_cost_factor,
     overlap_for,
     overlap_sweep,
     tile_error,
@@ -133,9 +133,7 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "func, params", FILTERS, ids=[f"{f.__name__}-{p}" for f, p in FILTERS]
-)
+@pytest.mark.parametrize("func, params", FILTERS, ids=[f"{f.__name__}-{p}" for f, p in FILTERS])
 def test_minimal_overlap_agrees_with_theory(crop, func, params):
     filtered = functools.partial(func, **params)
     measured = minimal_overlap(filtered, crop, 32)
@@ -223,6 +221,27 @@ def test_extra_pixel_fraction_counts_internal_sides_only():
     assert extra_pixel_fraction(((10, 10), (20,)), (2, 0)) == pytest.approx(0.2)
 
 
-def test_docstring_examples():
-    result = doctest.testmod(nima_lessons.tiling, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+@pytest.mark.parametrize("sigma", [0.6, 1.1, 1.5, 2.3, 3.0, 4.7])
+def test_gaussian_depth_is_enough_and_at_most_one_pixel_more_than_needed(crop, sigma):
+    func = functools.partial(ndi.gaussian_filter, sigma=sigma)
+    needed = minimal_overlap(func, crop, 32)
+    # scipy's own kernel: the support of the response to a single bright pixel
+    impulse = np.zeros(41)
+    impulse[20] = 1.0
+    radius = int(np.flatnonzero(ndi.gaussian_filter1d(impulse, sigma))[-1]) - 20
+    assert needed == radius
+    assert needed <= gaussian_depth(sigma) <= needed + 1
+    assert overlap_for(func) == gaussian_depth(sigma)
+
+
+def test_gaussian_depth_rejects_negative_parameters():
+    with pytest.raises(ValueError, match="sigma and truncate"):
+        gaussian_depth(-1.0)
+
+
+def test_inner_tile_cost_matches_what_dask_hands_the_middle_tile():
+    tiles = da.zeros((96, 96), chunks=32)
+    middle = da.overlap.overlap(tiles, depth=5, boundary="none").blocks[1, 1]
+    assert overlap_cost_factor(32, 5) == pytest.approx(middle.size / 32**2)
+    # the whole tiling reads less: border tiles have no neighbour outside
+    assert extra_pixel_fraction(tiles.chunks, 5) < overlap_cost_factor(32, 5) - 1

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from nima_lessons.course.bench import CASES
+from nima_lessons.course.bench import CASES, PRESETS
+
+__all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Attach ``bench`` to the ``nima-lessons`` subcommands."""
     parser = subparsers.add_parser(
         "bench",
@@ -20,7 +22,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "nima_lessons in the same run, and write results.json, results.md and plots.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes, under a minute (what CI runs)"
+        "--quick", action="store_true", help="small sizes, about a minute (--preset quick)"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="sizes: tiny (seconds, what the tests run), quick, or full (the default)",
     )
     parser.add_argument(
         "--case",
@@ -53,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_benchmarks(
         cases=args.cases,
         quick=args.quick,
+        preset=args.preset,
         out=args.out,
         repeats=args.repeats,
         progress=True,

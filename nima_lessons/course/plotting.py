@@ -6,9 +6,16 @@ Every function draws with matplotlib and returns the figure, so a lesson cell st
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
+# The lesson on overlap draws the cost rule of the core, so it is offered here too.
+from nima_lessons.tiling import overlap_cost_factor
+
+#: What :func:`plot_strategies` draws: the count error against the whole image, relative, or
+#: against the true count.
+StrategyError = Literal["error", "relative_error", "error_vs_truth"]
 #: Colour of the tile borders drawn over images.
 GRID_COLOUR = "#ffd166"
 #: Grey levels and difference levels of the colour maps. Fewer colours than
@@ -126,7 +133,7 @@ def show_images(panels: Mapping[str, np.ndarray], chunks=None, grey_levels: int 
     aspect = max(image.shape[1] / max(image.shape[0], 1) for image in images.values())
     figure, axes = _new_axes(len(images), panel_inches=3.2 * min(max(aspect, 0.5), 3.0),
                              height_inches=3.2)
-    for ax, (title, image) in zip(axes, images.items()):
+    for ax, (title, image) in zip(axes, images.items(), strict=True):
         ax.imshow(image, cmap=_grey(grey_levels), interpolation="nearest")
         if chunks is not None:
             draw_tile_grid(ax, chunks, image.shape)
@@ -169,7 +176,7 @@ def show_tiled_difference(whole, tiled, chunks, titles: Sequence[str] | None = N
     axes[0].imshow(whole, cmap=_grey(), vmin=low, vmax=high, interpolation="nearest")
     axes[1].imshow(tiled, cmap=_grey(), vmin=low, vmax=high, interpolation="nearest")
     _show_difference(axes[2], tiled - whole, figure)
-    for ax, title in zip(axes, titles):
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_axis_off()
     for ax in axes[1:]:
@@ -215,7 +222,7 @@ def show_differences(differences: Mapping[str, np.ndarray], chunks):
             raise ValueError(f"difference {title!r} must be 2-D, got shape {image.shape}")
     limit = max(float(np.abs(image).max()) for image in images.values()) or 1.0
     figure, axes = _new_axes(len(images))
-    for ax, (title, image) in zip(axes, images.items()):
+    for ax, (title, image) in zip(axes, images.items(), strict=True):
         shown = ax.imshow(image, cmap=_difference_colours(), vmin=-limit, vmax=limit,
                           interpolation="nearest")
         draw_tile_grid(ax, chunks, image.shape)
@@ -259,7 +266,9 @@ def plot_error_vs_depth(sweep, theory_depth_px: int | None = None, ax=None):
     if missing:
         raise ValueError(f"sweep lacks the columns {sorted(missing)}")
     if "chunk_size" in sweep.columns and sweep["chunk_size"].astype(str).nunique() > 1:
-        raise ValueError("sweep holds several tile sizes: select one (sweep[sweep.chunk_size == ...])")
+        raise ValueError(
+            "sweep holds several tile sizes: select one (sweep[sweep.chunk_size == ...])"
+        )
     if ax is None:
         figure, (ax,) = _new_axes(1, panel_inches=5.5, height_inches=3.4)
     else:
@@ -281,45 +290,6 @@ def plot_error_vs_depth(sweep, theory_depth_px: int | None = None, ax=None):
     ax.set_ylabel("error (0 at the bottom)")
     ax.legend(fontsize="small")
     return figure
-
-
-def overlap_cost_factor(tile_px, depth_px, ndim: int = 2):
-    """Pixels an inner tile reads with its margin, over the pixels it delivers.
-
-    Parameters
-    ----------
-    tile_px : int or array_like
-        Tile edge length in pixels (> 0).
-    depth_px : int or array_like
-        Margin on each side in pixels (>= 0).
-    ndim : int
-        Number of tiled axes.
-
-    Returns
-    -------
-    float or numpy.ndarray
-        ``((tile_px + 2 * depth_px) / tile_px) ** ndim``.
-
-    Raises
-    ------
-    ValueError
-        For a tile size <= 0 or a negative margin.
-
-    Examples
-    --------
-    >>> round(float(overlap_cost_factor(32, 10)), 2)
-    2.64
-    >>> round(float(overlap_cost_factor(32, 20)), 2)
-    5.06
-    """
-    tile = np.asarray(tile_px, dtype=np.float64)
-    depth = np.asarray(depth_px, dtype=np.float64)
-    if np.any(tile <= 0):
-        raise ValueError(f"tile_px must be > 0, got {tile_px!r}")
-    if np.any(depth < 0):
-        raise ValueError(f"depth_px must be >= 0, got {depth_px!r}")
-    factor = ((tile + 2 * depth) / tile) ** ndim
-    return float(factor) if factor.ndim == 0 else factor
 
 
 def plot_overlap_cost(tile_sizes_px: Sequence[int], depths_px: Sequence[int], ax=None):
@@ -356,7 +326,7 @@ def plot_overlap_cost(tile_sizes_px: Sequence[int], depths_px: Sequence[int], ax
     return figure
 
 
-def plot_strategies(table, y: str = "error", ax=None):
+def plot_strategies(table, y: StrategyError = "error", ax=None):
     """Plot the counting error of each strategy against the tile size.
 
     Parameters
@@ -466,7 +436,7 @@ def show_labels(panels: Mapping[str, np.ndarray], chunks=None, shape=None,
     """
     images = _planes(panels, "label image")
     figure, axes = _new_axes(len(images), panel_inches=4.0)
-    for ax, (title, image) in zip(axes, images.items()):
+    for ax, (title, image) in zip(axes, images.items(), strict=True):
         n_labels = int(image.max()) if image.size else 0
         ax.imshow(image, cmap=label_colours(n_labels), vmin=0, vmax=max(n_labels, 1),
                   interpolation="nearest")
@@ -478,6 +448,8 @@ def show_labels(panels: Mapping[str, np.ndarray], chunks=None, shape=None,
 
 
 # ---------------------------------------------------------------- benchmark results
+# The one owner of benchmark tables and figures: the lesson on benchmarks draws them,
+# and so does the report of ``nima-lessons bench`` (each case's ``figure``).
 
 
 def bench_rows(case: Mapping):
@@ -493,8 +465,8 @@ def bench_rows(case: Mapping):
     pandas.DataFrame
         One row per measurement: ``operation``, ``implementation``, ``role``,
         every parameter under its own name, ``seconds`` (the median, NaN when
-        not timed), ``peak_MB`` and ``work_MB`` (NaN when not measured) and
-        every metric.
+        not timed), ``seconds_min`` and ``seconds_max``, ``peak_MB`` and
+        ``work_MB`` (NaN when not measured) and every metric.
 
     Raises
     ------
@@ -514,6 +486,8 @@ def bench_rows(case: Mapping):
             "role": row["role"],
             **row.get("params", {}),
             "seconds": seconds.get("median", np.nan),
+            "seconds_min": seconds.get("min", np.nan),
+            "seconds_max": seconds.get("max", np.nan),
             "peak_MB": _megabytes(row.get("peak_rss_bytes")),
             "work_MB": _megabytes(row.get("work_rss_bytes")),
             **row.get("metrics", {}),
@@ -539,7 +513,8 @@ def plot_nima_table(case: Mapping):
     The source figures were measured on T=10, C=3, 2048 x 2048 float64; when
     the run used another plane size they are scaled by the number of pixels
     per time point (both operations do a fixed amount of work per pixel), and
-    drawn as a dashed line.
+    drawn as a dashed line. When the case timed the median kernel of one plane
+    per dtype, a last panel shows each kernel's time over a copy of that plane.
 
     Parameters
     ----------
@@ -556,8 +531,12 @@ def plot_nima_table(case: Mapping):
     scale = pixels / SOURCE_PIXELS_PER_TIME_POINT
     source = case.get("source", {})
     operations = [op for op in ("shading", "median") if op in set(rows["operation"])]
-    figure, axes = _new_axes(len(operations), panel_inches=3.4, height_inches=3.2)
-    for ax, operation in zip(axes, operations):
+    kernels = rows[rows["operation"] == "median kernel"]
+    figure, axes = _new_axes(len(operations) + (len(kernels) > 0), panel_inches=3.4,
+                             height_inches=3.2)
+    if len(kernels):
+        _plot_kernel_times(axes.pop(), kernels)
+    for ax, operation in zip(axes, operations, strict=True):
         measured = rows[rows["operation"] == operation]
         ax.bar(measured["implementation"], measured["seconds"],
                color=[ROLE_COLOURS.get(role, "grey") for role in measured["role"]])
@@ -573,9 +552,54 @@ def plot_nima_table(case: Mapping):
     return figure
 
 
-def plot_bench_lines(case: Mapping, x: str, y: str = "seconds", by: str = "implementation",
-                     ax=None, logx: bool = False):
+def _plot_kernel_times(ax, kernels) -> None:
+    """Median kernel time over plane copy time, one group of bars per dtype."""
+    copies = kernels[kernels["role"] == "reference"].set_index("dtype")["seconds"]
+    timed = kernels[kernels["role"] != "reference"]
+    names = timed["implementation"] + " " + timed["footprint"].astype(str)
+    table = (timed["seconds"] / copies.reindex(timed["dtype"]).to_numpy()).groupby(
+        [timed["dtype"], names], sort=False).first().unstack()
+    table.plot.bar(ax=ax, rot=0)
+    ax.axhline(1, color="grey", linewidth=0.8)
+    ax.set_title("median kernel, one plane")
+    ax.set_xlabel("")
+    ax.set_ylabel("time / plane copy time")
+    ax.legend(fontsize="x-small")
+
+
+def plot_bench_bars(case: Mapping):
+    """Median seconds of every timed row of a benchmark case, min to max as whiskers.
+
+    The figure of a case that names no other; bars are coloured by role.
+
+    Parameters
+    ----------
+    case : mapping
+        One entry of ``results["cases"]``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rows = bench_rows(case).dropna(subset=["seconds"])
+    figure, (ax,) = _new_axes(1, panel_inches=max(4.0, 0.9 * len(rows)), height_inches=3.6)
+    positions = np.arange(len(rows))
+    error = [rows["seconds"] - rows["seconds_min"], rows["seconds_max"] - rows["seconds"]]
+    ax.bar(positions, rows["seconds"], yerr=error, capsize=3,
+           color=[ROLE_COLOURS.get(role, "grey") for role in rows["role"]])
+    labels = rows["operation"] + "\n" + rows["implementation"]
+    ax.set_xticks(positions, labels, fontsize="x-small", rotation=30, ha="right")
+    ax.set_ylabel("seconds (median, min-max)")
+    return figure
+
+
+def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
+                     by: str | Sequence[str] = "implementation", ax=None,
+                     logx: bool = False, logy: bool = False):
     """Plot one measurement of a benchmark case against a parameter, one line per group.
+
+    Rows without a value of ``x`` (a whole-image reference has no tile size)
+    are drawn as dashed horizontal lines, one per group.
 
     Parameters
     ----------
@@ -586,12 +610,12 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds", by: str = "imple
     y : str
         The column on the y axis: ``"seconds"``, ``"peak_MB"``, ``"work_MB"``
         or a metric.
-    by : str
-        The column whose values make separate lines.
+    by : str or sequence of str
+        The column(s) whose values make separate lines.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure when omitted.
-    logx : bool
-        Logarithmic x axis.
+    logx, logy : bool
+        Logarithmic axes.
 
     Returns
     -------
@@ -603,33 +627,46 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds", by: str = "imple
         If a column is missing.
     """
     rows = bench_rows(case)
-    missing = {x, y, by} - set(rows.columns)
+    keys = [by] if isinstance(by, str) else list(by)
+    missing = {x, y, *keys} - set(rows.columns)
     if missing:
-        raise ValueError(f"case rows lack the columns {sorted(missing)}: have {sorted(rows.columns)}")
-    rows = rows.dropna(subset=[x, y])
+        raise ValueError(
+            f"case rows lack the columns {sorted(missing)}: have {sorted(rows.columns)}"
+        )
+    rows = rows.dropna(subset=[y])
     if ax is None:
         figure, (ax,) = _new_axes(1, panel_inches=4.2, height_inches=3.2)
     else:
         figure = ax.figure
-    markers = iter("osD^vx*+")
-    for group, part in rows.groupby(by, sort=False):
-        part = part.sort_values(x)
-        label = f"{by} = {group:g}" if isinstance(group, (int, float, np.number)) else str(group)
-        ax.plot(part[x], part[y], marker=next(markers), label=label)
+    markers = iter("osD^vx*+" * 4)
+    for group, part in rows.groupby(keys, sort=False, dropna=False):
+        label = ", ".join(f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+                          for value in group)
+        if len(keys) == 1 and isinstance(group[0], (int, float, np.number)):
+            label = f"{keys[0]} = {label}"
+        placed = part.dropna(subset=[x]).sort_values(x)
+        if len(placed):
+            ax.plot(placed[x], placed[y], marker=next(markers), label=label)
+        else:
+            ax.axhline(part[y].iloc[0], linestyle="--", label=f"{label} (whole)")
     if logx:
         ax.set_xscale("log", base=2)
-    values = sorted(set(rows[x]))
+    values = sorted(set(rows[x].dropna()))
     ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.minorticks_off()
-    ax.set_ylim(bottom=0)
+    if logy:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
     return figure
 
 
-def plot_bench_panels(case: Mapping, x: str, ys: Sequence[str], by: str = "implementation",
-                      logx: bool = False):
+def plot_bench_panels(case: Mapping, x: str, ys: Sequence[str],
+                      by: str | Sequence[str] = "implementation",
+                      logx: bool = False, logy: bool = False):
     """Plot several measurements of a benchmark case against a parameter, side by side.
 
     Parameters
@@ -640,10 +677,10 @@ def plot_bench_panels(case: Mapping, x: str, ys: Sequence[str], by: str = "imple
         The parameter on the x axis.
     ys : sequence of str
         One panel per column (see :func:`plot_bench_lines`).
-    by : str
-        The column whose values make separate lines.
-    logx : bool
-        Logarithmic x axes.
+    by : str or sequence of str
+        The column(s) whose values make separate lines.
+    logx, logy : bool
+        Logarithmic axes.
 
     Returns
     -------
@@ -657,8 +694,8 @@ def plot_bench_panels(case: Mapping, x: str, ys: Sequence[str], by: str = "imple
     if not ys:
         raise ValueError("ys must name at least one column")
     figure, axes = _new_axes(len(ys), panel_inches=4.2, height_inches=3.2)
-    for ax, y in zip(axes, ys):
-        plot_bench_lines(case, x, y, by=by, ax=ax, logx=logx)
+    for ax, y in zip(axes, ys, strict=True):
+        plot_bench_lines(case, x, y, by=by, ax=ax, logx=logx, logy=logy)
     return figure
 
 
@@ -678,7 +715,7 @@ def plot_schedulers(case: Mapping):
     rows = rows[rows["role"] != "reference"]
     workloads = list(dict.fromkeys(rows["operation"]))
     figure, axes = _new_axes(len(workloads), panel_inches=3.6, height_inches=3.2)
-    for ax, workload in zip(axes, workloads):
+    for ax, workload in zip(axes, workloads, strict=True):
         table = rows[rows["operation"] == workload].pivot_table(
             index="scheduler", columns="implementation", values="seconds", sort=False
         )
@@ -701,16 +738,18 @@ __all__ = [
     "GRID_COLOUR",
     "ROLE_COLOURS",
     "SOURCE_PIXELS_PER_TIME_POINT",
+    "StrategyError",
     "bench_rows",
-    "plot_bench_lines",
-    "plot_bench_panels",
-    "plot_nima_table",
-    "plot_schedulers",
     "draw_tile_grid",
     "label_colours",
     "overlap_cost_factor",
+    "plot_bench_bars",
+    "plot_bench_lines",
+    "plot_bench_panels",
     "plot_error_vs_depth",
+    "plot_nima_table",
     "plot_overlap_cost",
+    "plot_schedulers",
     "plot_strategies",
     "show_differences",
     "show_images",

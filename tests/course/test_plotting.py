@@ -6,23 +6,21 @@ from the matplotlib artists rather than comparing pictures.
 
 from __future__ import annotations
 
-import doctest
-
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-import nima_lessons.course.plotting  # noqa: E402
-from nima_lessons.course.plotting import (  # noqa: E402
+from nima_lessons.course.plotting import (
     bench_rows,
     draw_tile_grid,
     label_colours,
     overlap_cost_factor,
+    plot_bench_bars,
     plot_bench_lines,
     plot_bench_panels,
     plot_error_vs_depth,
@@ -55,13 +53,8 @@ def _line_positions(ax, vertical: bool) -> list[float]:
     return sorted(positions)
 
 
-def test_doctests():
-    failures, _ = doctest.testmod(nima_lessons.course.plotting)
-    assert failures == 0
-
-
 def test_tile_grid_lines_lie_between_pixels_at_every_internal_border():
-    figure, ax = plt.subplots()
+    _figure, ax = plt.subplots()
     ax.imshow(np.zeros((100, 70)))
     draw_tile_grid(ax, (30, 25), (100, 70))
     # borders after rows 30, 60, 90 and columns 25, 50; imshow pixel i spans i +- 0.5
@@ -70,7 +63,7 @@ def test_tile_grid_lines_lie_between_pixels_at_every_internal_border():
 
 
 def test_tile_grid_on_a_crop_draws_only_borders_inside_it():
-    figure, ax = plt.subplots()
+    _figure, ax = plt.subplots()
     ax.imshow(np.zeros((100, 50)))  # the crop [120:220, 80:130] of a 300 x 300 image
     draw_tile_grid(ax, 100, (300, 300), origin=(120, 80))
     assert _line_positions(ax, vertical=False) == [79.5]  # row 200
@@ -78,7 +71,7 @@ def test_tile_grid_on_a_crop_draws_only_borders_inside_it():
 
 
 def test_tile_grid_rejects_a_non_2d_shape():
-    figure, ax = plt.subplots()
+    _figure, ax = plt.subplots()
     with pytest.raises(ValueError, match="shape"):
         draw_tile_grid(ax, 10, (10, 10, 10))
 
@@ -147,7 +140,8 @@ def test_overlap_cost_plot_draws_one_curve_per_margin():
     figure = plot_overlap_cost([16, 32, 64], [10, 20])
     curves = [line for line in figure.axes[0].get_lines() if len(line.get_xdata()) == 3]
     assert len(curves) == 2
-    np.testing.assert_allclose(curves[1].get_ydata(), [(56 / 16) ** 2, (72 / 32) ** 2, (104 / 64) ** 2])
+    expected = [(56 / 16) ** 2, (72 / 32) ** 2, (104 / 64) ** 2]
+    np.testing.assert_allclose(curves[1].get_ydata(), expected)
 
 
 def _sweep() -> pd.DataFrame:
@@ -194,7 +188,8 @@ def test_strategy_plot_draws_each_strategy_against_tile_size():
     )
     figure = plot_strategies(table)
     ax = figure.axes[0]
-    curves = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    lines = ax.get_lines()
+    curves = {line.get_label(): line for line in lines if not line.get_label().startswith("_")}
     assert set(curves) == {"naive", "global"}
     assert list(curves["naive"].get_xdata()) == [100, 200]
     assert list(curves["naive"].get_ydata()) == [300.0, 117.0]
@@ -315,3 +310,44 @@ def test_scheduler_plot_has_a_bar_per_scheduler_and_implementation():
     heights = sorted(bar.get_height() for bar in ax.patches)
     assert heights == [0.2, 0.3, 0.4, 0.6]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["synchronous", "threads"]
+
+
+def test_bench_bars_draw_one_bar_per_timed_row_with_min_max_whiskers():
+    case = _case([
+        _row("op", "them", "anchor", {}, median=2.0),
+        _row("op", "us", "ours", {}, median=0.5),
+        _row("peak", "us", "ours", {}, peak=1_000_000),
+    ])
+    case["rows"][0]["seconds"].update(min=1.0, max=4.0)
+    figure = plot_bench_bars(case)
+    (ax,) = figure.axes
+    assert [bar.get_height() for bar in ax.patches] == [2.0, 0.5]
+    (whiskers,) = ax.collections[0].get_segments()[:1]
+    assert list(whiskers[:, 1]) == [1.0, 4.0]
+
+
+def test_bench_lines_draw_rows_without_x_as_a_horizontal_reference():
+    case = _case([
+        _row("label", "scipy", "reference", {"chunk_px": None}, median=0.3),
+        _row("label", "ours", "ours", {"chunk_px": 32}, median=0.5),
+        _row("label", "ours", "ours", {"chunk_px": 64}, median=0.4),
+    ])
+    ax = plot_bench_lines(case, x="chunk_px").axes[0]
+    assert _line_positions(ax, vertical=False) == [0.3]
+    curve = {line.get_label(): line for line in ax.get_lines()}["ours"]
+    assert list(curve.get_xdata()) == [32, 64] and list(curve.get_ydata()) == [0.5, 0.4]
+
+
+def test_nima_table_plot_shows_each_kernel_over_its_plane_copy():
+    case = _case([
+        _row("median kernel", "memory copy (numpy)", "reference", {"dtype": "uint8"}, median=0.5),
+        _row("median kernel", "nima_lessons", "ours", {"dtype": "uint8", "footprint": "disk"},
+             median=2.0),
+        _row("median kernel", "memory copy (numpy)", "reference", {"dtype": "float64"}, median=1.0),
+        _row("median kernel", "nima_lessons", "ours", {"dtype": "float64", "footprint": "disk"},
+             median=3.0),
+    ])
+    case["params"] = {"n_t": 2, "n_c": 3, "shape": [64, 64]}
+    (kernels,) = plot_nima_table(case).axes
+    assert [bar.get_height() for bar in kernels.patches] == [4.0, 3.0]
+    assert [tick.get_text() for tick in kernels.get_xticklabels()] == ["uint8", "float64"]

@@ -1,7 +1,8 @@
 """Benchmarks that measure every performance claim of the lessons on this machine.
 
 Each case runs the established way of doing something (the *anchor*) and the
-way this package does it (*ours*) in the same run and reports their ratio.
+way this package does it (*ours*) in the same run and reports their ratio. A case
+is one small module following the protocol of :mod:`nima_lessons.course.bench.case`.
 
 Cases (names for ``cases=`` and ``--case``):
 
@@ -9,13 +10,16 @@ Cases (names for ``cases=`` and ``--case``):
     Shading correction and the radius-1 disk median per time point of a
     (T, C, Y, X) float64 stack chunked one plane per chunk: ours against
     xarray arithmetic + ``dask_image.ndfilters.median_filter``, with the
-    figures of the nima documentation quoted beside them.
+    figures of the nima documentation quoted beside them; our median kernel
+    per dtype against a memory copy of the plane (and ``cv2.medianBlur``
+    where OpenCV is installed).
 ``lazy_stack``
     Classic delayed + ``from_delayed`` + ``stack`` against one blockwise
     layer: graph layers, build time and one-frame compute time.
 ``tiled_labels``
     ``nima_lessons.labels.label`` against ``dask_image.ndmeasure.label`` and
-    whole-image ``scipy.ndimage.label``: time and peak memory.
+    whole-image ``scipy.ndimage.label`` (and ``cc3d`` and
+    ``cv2.connectedComponents`` where installed): time and peak memory.
 ``streaming``
     The pipeline streamed time point by time point against loading
     everything first: time and peak memory for growing T.
@@ -25,6 +29,9 @@ Cases (names for ``cases=`` and ``--case``):
 ``schedulers``
     Cases 1 and 3 (smaller) on the synchronous, threads, processes and
     distributed schedulers.
+
+Two more cases are planned (``tiled_pipeline``, ``real_data``); each appears in
+:data:`CASES` once its module exists.
 
 Result schema (``results.json``, also returned by :func:`run_benchmarks`)::
 
@@ -82,41 +89,24 @@ Times are wall-clock seconds, memory is in bytes and throughputs are MB/s
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from nima_lessons.course.bench import case as _protocol
 from nima_lessons.course.bench import harness, report
-
-#: Case names in the order they run and are reported.
-CASES = (
-    "nima_table",
-    "lazy_stack",
-    "tiled_labels",
-    "streaming",
-    "overlap_cost",
-    "schedulers",
-)
-
-#: Size presets: ``full`` for the published figures, ``quick`` for a smoke
-#: run under a minute, ``tiny`` for the tests.
-PRESETS = ("full", "quick", "tiny")
-
-SCHEMA_VERSION = 1
-
-# Size of the memory-copy reference per preset: far above the CPU caches
-# where it matters, small where only the structure is checked.
-_COPY_BYTES = {
-    "full": 512 * harness.MEGABYTE,
-    "quick": 128 * harness.MEGABYTE,
-    "tiny": 8 * harness.MEGABYTE,
-}
+from nima_lessons.course.bench.case import PRESETS, Case, Preset
 
 __all__ = [
     "CASES",
+    "PLANNED_CASES",
     "PRESETS",
+    "SCHEMA_VERSION",
+    "load_case",
     "load_results",
     "results_frame",
     "run_benchmarks",
@@ -124,18 +114,32 @@ __all__ = [
     "validate_cases",
 ]
 
+#: Case names in report order, the planned ones included.
+PLANNED_CASES = (
+    "nima_table",
+    "lazy_stack",
+    "tiled_labels",
+    "streaming",
+    "overlap_cost",
+    "schedulers",
+    "tiled_pipeline",
+    "real_data",
+)
+#: The cases this installation offers: the planned names whose module exists.
+CASES = tuple(name for name in PLANNED_CASES if importlib.util.find_spec(f"{__name__}.{name}"))
+
+SCHEMA_VERSION = 1
+
+# Size of the memory-copy reference: far above the CPU caches where it matters.
+_COPY_BYTES: dict[Preset, int] = {
+    "full": 512 * harness.MEGABYTE,
+    "quick": 128 * harness.MEGABYTE,
+    "tiny": 8 * harness.MEGABYTE,
+}
+
 
 def validate_cases(cases: str | Iterable[str] | None) -> list[str]:
-    """Return the requested case names in run order, without duplicates.
-
-    Parameters
-    ----------
-    cases : str, iterable of str or None
-        Case names (see :data:`CASES`); ``None`` selects them all.
-
-    Returns
-    -------
-    list of str
+    """Return the requested case names in report order, without duplicates.
 
     Raises
     ------
@@ -161,43 +165,47 @@ def validate_cases(cases: str | Iterable[str] | None) -> list[str]:
     return [name for name in CASES if name in names]
 
 
-def _validate_preset(preset: str) -> str:
+def _validate_preset(preset: str) -> Preset:
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    return preset
+    return preset  # type: ignore[return-value]
 
 
-def _case_module(name: str):
-    return importlib.import_module(f"nima_lessons.course.bench.{name}")
+def load_case(name: str) -> Case:
+    """Return the :class:`~nima_lessons.course.bench.case.Case` of a case name."""
+    (name,) = validate_cases([name])
+    return importlib.import_module(f"{__name__}.{name}").CASE
 
 
-def _stderr_progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _quiet(message: str) -> None:
-    pass
+def _logger(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda message: print(
+            f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True
+        )
+    return lambda message: None
 
 
 def run_case(
     name: str,
-    preset: str = "quick",
+    preset: Preset = "quick",
     repeats: int | None = None,
     copy_MBps: float | None = None,
     progress: bool | Callable[[str], None] = False,
 ) -> dict:
-    """Run one benchmark case and return its result (a ``cases`` entry).
+    """Run one benchmark case and return its result (a ``cases`` entry of the schema).
 
     Parameters
     ----------
     name : str
         A case name (see :data:`CASES`).
-    preset : {"full", "quick", "tiny"}
+    preset : {"tiny", "quick", "full"}
         Which sizes to use.
     repeats : int, optional
         Timed repeats per figure; the case's default for the preset if omitted.
     copy_MBps : float, optional
-        Memory-copy bandwidth of the machine, the reference for throughputs;
+        Memory-copy bandwidth of the machine, the reference of throughputs;
         measured (small) when omitted.
     progress : bool or callable
         Print one line per step to stderr (``True``) or pass it to a callable.
@@ -205,42 +213,30 @@ def run_case(
     Returns
     -------
     dict
-        See the schema in the module docstring. A failure inside the case is
-        recorded in ``error`` rather than raised, so that a long run keeps
-        the other cases.
+        A failure inside the case is recorded in ``error`` rather than raised.
 
     Raises
     ------
     ValueError
         If ``name``, ``preset`` or ``repeats`` is invalid.
     """
-    (name,) = validate_cases([name])
-    preset = _validate_preset(preset)
-    module = _case_module(name)
-    chosen_repeats = harness.check_repeats(module.REPEATS[preset] if repeats is None else repeats)
-    log = progress if callable(progress) else (_stderr_progress if progress else _quiet)
+    case = load_case(name)
+    chosen = _validate_preset(preset)
+    if repeats is not None:
+        harness.check_repeats(repeats)
     if copy_MBps is None:
         copy_MBps = harness.copy_bandwidth(_COPY_BYTES["tiny"], repeats=3)["MBps"]["median"]
-    params = module.PRESETS[preset]
-    result = {
-        "title": module.TITLE,
-        "claim": module.CLAIM,
-        "params": params,
-        "repeats": chosen_repeats,
-        "error": None,
-        "rows": [],
-        "comparisons": [],
-        "claims": [],
-        "notes": [],
-    }
-    log(f"{name}: {module.TITLE} ({preset}, {chosen_repeats} repeats)")
-    start = time.perf_counter()
-    try:
-        result.update(module.run(params, chosen_repeats, copy_MBps=copy_MBps, log=log))
-    except Exception as error:  # noqa: BLE001 - recorded, the run goes on
-        result["error"] = f"{type(error).__name__}: {error}"
-        log(f"{name}: failed: {result['error']}")
-    result["elapsed_seconds"] = time.perf_counter() - start
+    log = _logger(progress)
+    log(f"{name}: {case.title} ({chosen})")
+    # The tiny preset checks structure, not figures: its jobs run here, not in fresh processes.
+    result = _protocol.run_case(
+        case,
+        chosen,
+        repeats,
+        copy_MBps,
+        lambda message: log(f"{name}: {message}"),
+        chosen != "tiny",
+    )
     log(f"{name}: done in {result['elapsed_seconds']:.1f} s")
     return result
 
@@ -251,27 +247,26 @@ def run_benchmarks(
     out: str | Path | None = "bench-results",
     repeats: int | None = None,
     progress: bool | Callable[[str], None] = True,
-    preset: str | None = None,
+    preset: Preset | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Run the benchmark cases and write their JSON, markdown and plots.
+    """Run the benchmark cases and write their JSON, markdown and one PNG per case.
 
     Parameters
     ----------
     cases : str or iterable of str, optional
         Case names (see :data:`CASES`); all of them by default.
     quick : bool
-        Small sizes that finish in under a minute (the ``quick`` preset).
+        Small sizes that finish in about a minute (the ``quick`` preset).
     out : path-like or None
-        Folder for ``results.json``, ``results.md`` and one PNG per case;
-        ``None`` writes nothing.
+        Folder for ``results.json``, ``results.md`` and the PNGs; ``None``
+        writes nothing.
     repeats : int, optional
-        Timed repeats per figure for every case; each case has its own
-        default otherwise.
+        Timed repeats per figure for every case (each case's own otherwise).
     progress : bool or callable
         Print one line per step to stderr, or pass the lines to a callable.
-    preset : {"full", "quick", "tiny"}, optional
-        Overrides ``quick``; ``"tiny"`` is for tests.
+    preset : {"tiny", "quick", "full"}, optional
+        Overrides ``quick``; ``"tiny"`` is what the tests run.
     overwrite : bool
         Replace the result files of an earlier run in ``out``.
 
@@ -294,21 +289,19 @@ def run_benchmarks(
         harness.check_repeats(repeats)
     if out is not None:
         report.check_output(out, overwrite)
-    log = progress if callable(progress) else (_stderr_progress if progress else _quiet)
+    log = _logger(progress)
     start = time.perf_counter()
     log(f"measuring the machine (copy bandwidth of {_COPY_BYTES[chosen] // harness.MEGABYTE} MB)")
     machine = harness.machine_info(copy_bytes=_COPY_BYTES[chosen])
     copy_MBps = machine["copy_bandwidth"]["MBps"]["median"]
-    results = {
+    results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "preset": chosen,
         "repeats": repeats,
         "machine": machine,
-        "cases": {},
+        "cases": {name: run_case(name, chosen, repeats, copy_MBps, log) for name in names},
     }
-    for name in names:
-        results["cases"][name] = run_case(name, chosen, repeats, copy_MBps=copy_MBps, progress=log)
     results["total_seconds"] = time.perf_counter() - start
     if out is not None:
         results["files"] = report.write_report(results, out, overwrite=overwrite)
@@ -317,17 +310,7 @@ def run_benchmarks(
 
 
 def load_results(path: str | Path = "bench-results") -> dict:
-    """Read the results of an earlier run.
-
-    Parameters
-    ----------
-    path : path-like
-        ``results.json`` or the folder holding it.
-
-    Returns
-    -------
-    dict
-        See the schema in the module docstring.
+    """Read the results of an earlier run from ``results.json`` or the folder holding it.
 
     Raises
     ------
@@ -337,19 +320,16 @@ def load_results(path: str | Path = "bench-results") -> dict:
     return report.load_json(path)
 
 
-def results_frame(results: dict):
+def results_frame(results: dict) -> Any:
     """Return every row of every case as one flat pandas DataFrame.
 
-    Parameters
-    ----------
-    results : dict
-        As returned by :func:`run_benchmarks` or :func:`load_results`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per measurement: ``case``, ``operation``, ``implementation``,
-        ``role``, one column per parameter (``param_<name>``), the median /
-        min / max seconds, the memory figures and one column per metric.
+    One row per measurement: ``case`` and the columns of
+    :func:`nima_lessons.course.plotting.bench_rows` (parameters and metrics
+    under their own names, seconds, peak and work memory in MB).
     """
-    return report.rows_frame(results)
+    import pandas as pd
+
+    from nima_lessons.course.plotting import bench_rows
+
+    frames = [bench_rows(case).assign(case=name) for name, case in results["cases"].items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

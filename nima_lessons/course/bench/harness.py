@@ -1,7 +1,7 @@
-"""Timing, peak-memory and machine measurements shared by every benchmark case.
+"""Measuring on this machine: repeated timings, the peak memory of a fresh process, the machine.
 
-Times are summarised as median, min and max of repeats; peak memory is the
-resident-set high-water mark of a fresh Python process that runs one job.
+Times are summarised as median, min and max of repeats; peak memory is the resident-set
+high-water mark of a fresh Python process that runs one job and nothing else.
 """
 
 from __future__ import annotations
@@ -17,10 +17,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
+
+__all__ = [
+    "MEGABYTE",
+    "PACKAGES",
+    "Work",
+    "allocation_job",
+    "check_repeats",
+    "copy_bandwidth",
+    "machine_info",
+    "peak_rss_bytes",
+    "profile_job",
+    "profile_prepared",
+    "run_in_subprocess",
+    "summarize",
+    "time_repeats",
+    "usable_cores",
+]
 
 #: Distributions whose versions are recorded with every result.
 PACKAGES = (
@@ -35,13 +53,32 @@ PACKAGES = (
     "numba",
     "scikit-image",
     "psutil",
+    "connected-components-3d",
+    "opencv-python-headless",
+    "opencv-python",
 )
-
-#: What a row of results stands for (see :func:`measurement`).
-ROLES = ("ours", "anchor", "reference")
 
 #: Bytes in one megabyte, the unit of every throughput figure (MB/s).
 MEGABYTE = 1_000_000
+
+
+class Work(NamedTuple):
+    """A job ready to be measured: what to repeat, what to run once first, what to keep.
+
+    Attributes
+    ----------
+    run : callable
+        Called without arguments once per timed repeat.
+    warmup : callable, optional
+        Called once, untimed, first (just-in-time compilation, first reads).
+    record : callable, optional
+        Called with the result of the last repeat; returns further figures
+        (a count, an error) for the row's ``metrics``.
+    """
+
+    run: Callable[[], Any]
+    warmup: Callable[[], Any] | None = None
+    record: Callable[[Any], Mapping[str, Any]] | None = None
 
 
 def summarize(values: list[float]) -> dict:
@@ -55,8 +92,7 @@ def summarize(values: list[float]) -> dict:
     Returns
     -------
     dict
-        Keys ``median``, ``min``, ``max``, ``n`` and ``values`` (the repeats in
-        the order they were taken).
+        ``median``, ``min``, ``max``, ``n`` and ``values`` (in the order taken).
 
     Raises
     ------
@@ -80,21 +116,32 @@ def summarize(values: list[float]) -> dict:
     }
 
 
+def check_repeats(repeats: object) -> int:
+    """Return ``repeats`` if it is a positive integer, else raise ``ValueError``."""
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    return int(repeats)
+
+
 def time_repeats(
-    work: Callable[[], object], repeats: int, warmup: Callable[[], object] | None = None
+    work: Callable[[], Any],
+    repeats: int,
+    warmup: Callable[[], Any] | None = None,
+    record: Callable[[Any], Any] | None = None,
 ) -> dict:
     """Time ``work()`` ``repeats`` times with a monotonic wall clock.
 
     Parameters
     ----------
     work : callable
-        Called without arguments; its result is discarded before the next
-        repeat so that two results never coexist in memory.
+        Called without arguments; its result is dropped before the next
+        repeat, so that two results never coexist in memory.
     repeats : int
         Number of timed calls, at least 1.
     warmup : callable, optional
-        Called once, untimed, before the first repeat (a small input that
-        triggers just-in-time compilation, for example).
+        Called once, untimed, before the first repeat.
+    record : callable, optional
+        Called with the result of the last repeat, before it is dropped.
 
     Returns
     -------
@@ -106,24 +153,21 @@ def time_repeats(
     >>> time_repeats(lambda: sum(range(100)), repeats=3)["n"]
     3
     """
-    check_repeats(repeats)
+    repeats = check_repeats(repeats)
     if warmup is not None:
         warmup()
     seconds = []
-    for _ in range(repeats):
-        gc.collect()
+    for repeat in range(repeats):
+        # The young generations hold the garbage of the last repeat; a full collection
+        # would cost more than a tiny job (profile_job makes one before its baseline).
+        gc.collect(1)
         start = time.perf_counter()
         result = work()
         seconds.append(time.perf_counter() - start)
+        if record is not None and repeat == repeats - 1:
+            record(result)
         del result
     return summarize(seconds)
-
-
-def check_repeats(repeats: int) -> int:
-    """Return ``repeats`` if it is a positive integer, else raise ``ValueError``."""
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    return int(repeats)
 
 
 def current_rss_bytes() -> int:
@@ -136,17 +180,10 @@ def current_rss_bytes() -> int:
 def peak_rss_bytes() -> int | None:
     """Return the resident-set high-water mark of this process, in bytes.
 
-    On Linux this is ``VmHWM`` of ``/proc/self/status``, which belongs to the
-    process image and starts afresh at ``exec``. ``getrusage``'s
-    ``ru_maxrss`` does not: it keeps the resident set of the parent that
-    forked the process, so a job started by a large process would report
-    the parent's size. Elsewhere ``ru_maxrss`` (bytes on macOS) or the peak
-    working set (Windows) is used.
-
-    Returns
-    -------
-    int or None
-        ``None`` where the platform offers no peak.
+    On Linux this is ``VmHWM`` of ``/proc/self/status``, which starts afresh at
+    ``exec``; ``getrusage``'s ``ru_maxrss`` would keep the size of the parent
+    that forked the process. Elsewhere ``ru_maxrss`` (bytes on macOS) or the
+    peak working set (Windows); ``None`` where the platform offers no peak.
     """
     status = Path("/proc/self/status")
     if status.is_file():
@@ -163,72 +200,92 @@ def peak_rss_bytes() -> int | None:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def reset_peak_rss() -> bool:
-    """Lower the high-water mark to the current resident set, where Linux allows it.
-
-    Called once the input of a job is loaded, so that temporary memory used
-    while loading does not count as the job's peak.
-
-    Returns
-    -------
-    bool
-        Whether the mark was reset.
-    """
+def _reset_peak_rss() -> None:
+    """Lower the high-water mark to the current resident set, where Linux allows it."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
-        return False
-    return True
+        pass
 
 
 def profile_job(
-    work: Callable[[], object],
+    work: Callable[[], Any],
     repeats: int,
-    warmup: Callable[[], object] | None = None,
+    warmup: Callable[[], Any] | None = None,
+    record: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> dict:
     """Time a job and record the memory it needs, inside the process running it.
 
-    Call this from a job started by :func:`run_in_subprocess` after the input
-    is loaded, so that the baseline includes the interpreter, the libraries
-    and the input, and the peak is what the work added on top.
+    Call it once the input is loaded: the baseline then holds the interpreter,
+    the libraries and the input, and the peak adds what the work needed.
 
     Parameters
     ----------
     work, repeats, warmup
         As in :func:`time_repeats`.
+    record : callable, optional
+        Called with the last result; its figures are returned as ``metrics``.
 
     Returns
     -------
     dict
-        ``seconds`` (a summary), ``baseline_rss_bytes`` (resident set before
-        the work), ``peak_rss_bytes`` (high-water mark after it) and
-        ``work_rss_bytes`` (their difference, the memory the work needed).
+        ``seconds`` (a summary), ``baseline_rss_bytes``, ``peak_rss_bytes``,
+        ``work_rss_bytes`` (peak - baseline) and ``metrics``.
     """
+    metrics: dict[str, Any] = {}
+    kept: list[Any] = []
     gc.collect()
-    reset_peak_rss()
+    _reset_peak_rss()
     baseline = current_rss_bytes()
-    seconds = time_repeats(work, repeats, warmup=warmup)
+    seconds = time_repeats(work, repeats, warmup=warmup, record=kept.append if record else None)
     peak = peak_rss_bytes()
+    if record is not None:
+        metrics.update(record(kept.pop()))
     return {
         "seconds": seconds,
         "baseline_rss_bytes": baseline,
         "peak_rss_bytes": peak,
         "work_rss_bytes": None if peak is None else max(peak - baseline, 0),
+        "metrics": metrics,
     }
+
+
+def _import(target: str) -> Callable[..., Any]:
+    if target.count(":") != 1:
+        raise ValueError(f"target must look like 'package.module:function', got {target!r}")
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def profile_prepared(target: str, kwargs: dict, repeats: int) -> dict:
+    """Prepare a job with ``target(**kwargs)`` (it loads its input) and profile it here.
+
+    The body of a fresh-process job: ``target`` returns a :class:`Work` or a
+    plain callable, which :func:`profile_job` then measures.
+
+    Examples
+    --------
+    >>> job = {"target": "nima_lessons.course.bench.harness:summarize", "repeats": 2,
+    ...        "kwargs": {"values": [1.0]}}
+    >>> run_in_subprocess("nima_lessons.course.bench.harness:profile_prepared", job)["seconds"]["n"]
+    2
+    """
+    prepared = _import(target)(**kwargs)
+    work = prepared if isinstance(prepared, Work) else Work(lambda: prepared)
+    return profile_job(work.run, repeats, work.warmup, work.record)
 
 
 def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -> dict:
     """Run ``target(**kwargs)`` in a fresh Python process and return its result.
 
     A fresh process starts with an empty heap, so its resident-set high-water
-    mark is the peak memory of that one job and nothing else.
+    mark is the peak memory of that one job.
 
     Parameters
     ----------
     target : str
-        ``"package.module:function"``; the function takes JSON-compatible
-        keyword arguments and returns a JSON-compatible dict (usually the
-        result of :func:`profile_job`).
+        ``"package.module:function"`` taking JSON-compatible keyword arguments
+        and returning a JSON-compatible dict.
     kwargs : dict
         Keyword arguments for ``target``.
     timeout_seconds : float
@@ -237,8 +294,8 @@ def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -
     Returns
     -------
     dict
-        What ``target`` returned, with ``peak_rss_bytes`` of the whole process
-        added when the job did not report it.
+        What ``target`` returned, with the process's ``peak_rss_bytes`` added
+        when the job did not report it.
 
     Raises
     ------
@@ -250,8 +307,7 @@ def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -
     if target.count(":") != 1:
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
     with tempfile.TemporaryDirectory(prefix="nima-lessons-bench-") as folder:
-        spec_path = Path(folder) / "job.json"
-        result_path = Path(folder) / "result.json"
+        spec_path, result_path = Path(folder) / "job.json", Path(folder) / "result.json"
         spec_path.write_text(json.dumps({"target": target, "kwargs": kwargs}))
         command = [sys.executable, "-c", _CHILD_COMMAND, str(spec_path), str(result_path)]
         try:
@@ -277,9 +333,9 @@ _CHILD_COMMAND = (
 
 
 def _child_env() -> dict:
-    """Environment of a job process: this one's, with the package importable."""
+    """Environment of a job process: this one's, with this package importable first."""
     env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     return env
 
@@ -288,139 +344,16 @@ def _child_main(argv: list[str]) -> int:
     """Entry point of a job process: read the job, run it, write its result."""
     spec_path, result_path = argv
     spec = json.loads(Path(spec_path).read_text())
-    module_name, function_name = spec["target"].split(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    result = function(**spec["kwargs"])
+    result = _import(spec["target"])(**spec["kwargs"])
     result.setdefault("peak_rss_bytes", peak_rss_bytes())
     Path(result_path).write_text(json.dumps(result))
     return 0
 
 
-def measurement(
-    operation: str,
-    implementation: str,
-    role: str,
-    params: dict,
-    seconds: dict | None,
-    memory: dict | None = None,
-    **metrics,
-) -> dict:
-    """Return one row of a case result (the schema of ``rows`` in the JSON).
-
-    Parameters
-    ----------
-    operation : str
-        What was measured (``"shading"``, ``"label"``, ...).
-    implementation : str
-        Who did it (``"nima_lessons"``, ``"dask_image"``, ``"scipy"``, ...).
-    role : {"ours", "anchor", "reference"}
-        ``"ours"`` is this package, ``"anchor"`` the established way it is
-        compared with, ``"reference"`` a physical or whole-image yardstick.
-    params : dict
-        The knobs of this row (sizes, chunks, scheduler...), JSON-compatible.
-    seconds : dict or None
-        A :func:`summarize` of wall-clock seconds; ``None`` when only memory
-        or graph figures were taken.
-    memory : dict, optional
-        The memory keys of :func:`profile_job` (``peak_rss_bytes``,
-        ``baseline_rss_bytes``, ``work_rss_bytes``).
-    **metrics
-        Further figures (``throughput_MBps``, ``graph_layers``...).
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    ValueError
-        If ``role`` is not one of the three roles.
-    """
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    memory = memory or {}
-    return {
-        "operation": operation,
-        "implementation": implementation,
-        "role": role,
-        "params": dict(params),
-        "seconds": seconds,
-        "peak_rss_bytes": memory.get("peak_rss_bytes"),
-        "baseline_rss_bytes": memory.get("baseline_rss_bytes"),
-        "work_rss_bytes": memory.get("work_rss_bytes"),
-        "metrics": dict(metrics),
-    }
-
-
-def row_value(row: dict, metric: str) -> float | None:
-    """Return the figure ``metric`` of a row: a median for ``"seconds"``."""
-    if metric == "seconds":
-        return None if row["seconds"] is None else row["seconds"]["median"]
-    if metric in row:
-        return row[metric]
-    return row["metrics"].get(metric)
-
-
-def comparison(anchor: dict, ours: dict, metric: str = "seconds", what: str | None = None) -> dict:
-    """Compare two rows on one figure: the ratio anchor / ours.
-
-    Parameters
-    ----------
-    anchor, ours : dict
-        Rows made by :func:`measurement` for the same operation and size.
-    metric : str
-        ``"seconds"`` (medians), ``"peak_rss_bytes"``, ``"work_rss_bytes"`` or
-        a key of ``metrics``. For all of them smaller is better, so a ratio
-        above 1 means ours is faster or leaner.
-    what : str, optional
-        What the ratio compares, for readers; default
-        ``"<anchor implementation> / <ours implementation>"``.
-
-    Returns
-    -------
-    dict
-        ``operation``, ``params`` (those of ``ours``), ``metric``,
-        ``anchor`` / ``ours`` (implementation names), ``what``,
-        ``anchor_value``, ``ours_value`` and ``ratio`` (``None`` when a
-        value is missing or ours is zero).
-
-    Examples
-    --------
-    >>> slow = measurement("op", "them", "anchor", {}, summarize([2.0]))
-    >>> fast = measurement("op", "us", "ours", {}, summarize([0.5]))
-    >>> comparison(slow, fast)["ratio"]
-    4.0
-    """
-    anchor_value = row_value(anchor, metric)
-    ours_value = row_value(ours, metric)
-    ratio = None
-    if anchor_value is not None and ours_value:
-        ratio = anchor_value / ours_value
-    return {
-        "operation": ours["operation"],
-        "params": dict(ours["params"]),
-        "metric": metric,
-        "anchor": anchor["implementation"],
-        "ours": ours["implementation"],
-        "what": what or f"{anchor['implementation']} / {ours['implementation']}",
-        "anchor_value": anchor_value,
-        "ours_value": ours_value,
-        "ratio": ratio,
-    }
-
-
 def allocation_job(n_bytes: int, repeats: int = 1) -> dict:
-    """Fill and free an array of ``n_bytes``: a calibration job for the peak-memory measurement.
+    """Fill and free an array of ``n_bytes``: calibrates the peak-memory measurement.
 
-    Run it with :func:`run_in_subprocess`; its ``work_rss_bytes`` should be
-    about ``n_bytes``.
-
-    Examples
-    --------
-    >>> job = "nima_lessons.course.bench.harness:allocation_job"
-    >>> result = run_in_subprocess(job, {"n_bytes": 50_000_000})
-    >>> result["work_rss_bytes"] > 40_000_000
-    True
+    Run with :func:`run_in_subprocess`, its ``work_rss_bytes`` is about ``n_bytes``.
     """
     return profile_job(lambda: np.ones(int(n_bytes), dtype=np.uint8).sum(), repeats)
 
@@ -428,30 +361,27 @@ def allocation_job(n_bytes: int, repeats: int = 1) -> dict:
 def copy_bandwidth(n_bytes: int = 256 * MEGABYTE, repeats: int = 5) -> dict:
     """Measure how fast this machine copies a large array in memory.
 
-    The copy is the physical reference for memory-bound work: a pass over the
-    data cannot run faster than reading it once and writing it once.
+    A pass over the data cannot run faster than reading it once and writing it
+    once: the physical reference of memory-bound work.
 
     Parameters
     ----------
     n_bytes : int
-        Size of the copied array; it must be much larger than the CPU caches.
+        Size of the copied array, far above the CPU caches.
     repeats : int
-        Timed copies (after one untimed copy that maps the destination pages).
+        Timed copies, after one untimed copy that maps the destination pages.
 
     Returns
     -------
     dict
-        ``n_bytes`` and ``MBps``, a :func:`summarize` of the array bytes copied
-        per second in MB/s (the same convention as every throughput figure:
-        bytes of input processed per second; the memory traffic is twice that,
-        one read and one write).
+        ``n_bytes`` and ``MBps``, a :func:`summarize` of the bytes copied per
+        second in MB/s (bytes of input per second, as every throughput here).
 
     Examples
     --------
     >>> copy_bandwidth(n_bytes=8_000_000, repeats=2)["MBps"]["median"] > 0
     True
     """
-    check_repeats(repeats)
     source = np.ones(int(n_bytes) // 8, dtype=np.float64)
     target = np.empty_like(source)
     seconds = time_repeats(
@@ -461,9 +391,9 @@ def copy_bandwidth(n_bytes: int = 256 * MEGABYTE, repeats: int = 5) -> dict:
     return {"n_bytes": int(source.nbytes), "MBps": summarize(rates)}
 
 
-def package_versions() -> dict:
+def package_versions() -> dict[str, str | None]:
     """Return the installed version of each distribution in :data:`PACKAGES`."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -473,7 +403,7 @@ def package_versions() -> dict:
 
 
 def usable_cores() -> int:
-    """Return the number of CPU cores this process may run on."""
+    """Return the number of CPU cores dask uses (affinity and container limits applied)."""
     from dask.system import CPU_COUNT
 
     return int(CPU_COUNT)
@@ -491,8 +421,7 @@ def machine_info(copy_bytes: int = 256 * MEGABYTE, copy_repeats: int = 5) -> dic
     -------
     dict
         ``platform``, ``python``, ``processor``, ``cores_logical``,
-        ``cores_physical``, ``cores_usable`` (what dask uses: affinity and
-        container limits applied), ``memory_total_bytes``,
+        ``cores_physical``, ``cores_usable``, ``memory_total_bytes``,
         ``memory_available_bytes``, ``load_average`` (1, 5, 15 min, where
         known: a busy machine gives noisy times), ``packages`` and
         ``copy_bandwidth``.
@@ -501,7 +430,7 @@ def machine_info(copy_bytes: int = 256 * MEGABYTE, copy_repeats: int = 5) -> dic
 
     memory = psutil.virtual_memory()
     try:
-        load = list(os.getloadavg())
+        load: list[float] | None = list(os.getloadavg())
     except (AttributeError, OSError):
         load = None
     return {

@@ -1,7 +1,7 @@
-"""Case 6: the same graphs on dask's schedulers, synchronous, threads, processes and a LocalCluster.
+"""Case ``schedulers``: the same graphs on synchronous, threads, processes and a LocalCluster.
 
-The workloads are smaller versions of case 1 (shading then median of a whole
-stack) and case 3 (labelling a chunked mask), anchor and ours on each scheduler.
+The workloads are smaller versions of ``nima_table`` (shading then median of a whole stack)
+and ``tiled_labels`` (labelling a chunked mask), anchor and ours on each scheduler.
 """
 
 from __future__ import annotations
@@ -10,84 +10,55 @@ import contextlib
 import multiprocessing
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Literal
 
 import dask
 import dask.array as da
 
+from nima_lessons.course import plotting
 from nima_lessons.course.bench import nima_table, tiled_labels
-from nima_lessons.course.bench.harness import (
-    comparison,
-    measurement,
-    summarize,
-    time_repeats,
-    usable_cores,
-)
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, comparison, presets
+from nima_lessons.course.bench.harness import usable_cores
 
-TITLE = "Schedulers: synchronous, threads, processes and a LocalCluster"
-CLAIM = (
-    "Whole-plane numpy work releases the GIL, so threads beat one core without the cost of "
-    "moving arrays between processes that the processes scheduler and a LocalCluster pay."
-)
+__all__ = ["CASE"]
 
-SCHEDULERS = ("synchronous", "threads", "processes", "distributed")
-
-PRESETS = {
-    "full": {
-        "stack": {"n_t": 4, "n_c": 3, "shape": [1024, 1024]},
-        "mask": {"size_px": 2048, "chunk_px": 1024, "blob_px": 12},
-        "schedulers": list(SCHEDULERS),
-        "anchors": True,
-    },
-    "quick": {
-        "stack": {"n_t": 2, "n_c": 3, "shape": [256, 256]},
-        "mask": {"size_px": 512, "chunk_px": 256, "blob_px": 8},
-        "schedulers": list(SCHEDULERS),
-        "anchors": True,
-    },
-    # Process pools and clusters take seconds to start: the tiny preset
-    # (for tests) keeps to the in-process schedulers.
-    "tiny": {
-        "stack": {"n_t": 2, "n_c": 2, "shape": [32, 32]},
-        "mask": {"size_px": 64, "chunk_px": 32, "blob_px": 4},
-        "schedulers": ["synchronous", "threads"],
-        "anchors": True,
-    },
-}
-REPEATS = {"full": 2, "quick": 1, "tiny": 1}
-
+Scheduler = Literal["synchronous", "threads", "processes", "distributed"]
+SCHEDULERS: tuple[Scheduler, ...] = ("synchronous", "threads", "processes", "distributed")
 NIMA_WORKLOAD = "shading + median, whole stack"
 LABEL_WORKLOAD = "label, whole mask"
 
 
-def workloads(params: dict) -> dict[str, dict[str, tuple[str, Callable[[], object]]]]:
-    """Return ``{workload: {role: (implementation, compute)}}`` for the given sizes.
+def _sizes(n_t: int, n_c: int, side_px: int, mask_px: int, blob_px: int) -> tuple[dict, dict]:
+    """A square stack as in ``nima_table`` and a mask in 2 x 2 chunks as in ``tiled_labels``."""
+    stack = {"n_t": n_t, "n_c": n_c, "shape": [side_px, side_px]}
+    return stack, {"size_px": mask_px, "chunk_px": mask_px // 2, "blob_px": blob_px}
 
-    Roles are ``"ours"`` and, when ``params["anchors"]`` is true, ``"anchor"``.
-    """
+
+def _workloads(params: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, Callable[[], Any]]]]:
+    """``{workload: {role: (implementation, compute)}}`` at the preset's sizes."""
+    from dask_image.ndmeasure import label as dask_image_label
+
+    from nima_lessons.labels import label as our_label
+
     stack = params["stack"]
     image, dark, flat = nima_table.make_stack(stack["n_t"], stack["n_c"], stack["shape"])
-    anchor_stack = nima_table.anchor_median(nima_table.anchor_shading(image, dark, flat))
-    our_stack = nima_table.our_median(nima_table.our_shading(image, dark, flat))
-    mask_params = params["mask"]
+    sizes = params["mask"]
     mask = da.from_array(
-        tiled_labels.blob_mask(mask_params["size_px"], mask_params["blob_px"]),
-        chunks=mask_params["chunk_px"],
+        tiled_labels.blob_mask(sizes["size_px"], sizes["blob_px"]), chunks=sizes["chunk_px"]
     )
 
-    def label_with(label):
-        def compute():
+    def label_with(label: Callable[..., Any]) -> Callable[[], Any]:
+        def compute() -> Any:
             labels, n = label(mask)
             return dask.compute(n, labels.max())
 
         return compute
 
-    from dask_image.ndmeasure import label as dask_image_label
-
-    from nima_lessons.labels import label as our_label
-
-    jobs = {
+    anchor_stack = nima_table.anchor_median(nima_table.anchor_shading(image, dark, flat))
+    our_stack = nima_table.our_median(nima_table.our_shading(image, dark, flat))
+    return {
         NIMA_WORKLOAD: {
             "anchor": ("xarray + dask-image", anchor_stack.compute),
             "ours": ("nima_lessons", our_stack.compute),
@@ -97,109 +68,14 @@ def workloads(params: dict) -> dict[str, dict[str, tuple[str, Callable[[], objec
             "ours": ("nima_lessons", label_with(our_label)),
         },
     }
-    if not params["anchors"]:
-        for roles in jobs.values():
-            del roles["anchor"]
-    return jobs
-
-
-def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]) -> dict:
-    """Time every workload, anchor and ours, on every scheduler.
-
-    Parameters
-    ----------
-    params : dict
-        ``stack`` (``n_t``, ``n_c``, ``shape`` as in case 1), ``mask``
-        (``size_px``, ``chunk_px``, ``blob_px`` as in case 3), ``schedulers``
-        (a subset of :data:`SCHEDULERS`) and ``anchors`` (time the anchors
-        too, not only ours).
-    repeats : int
-        Timed computations per figure, after one untimed warm-up.
-    copy_MBps : float
-        Unused (the memory-copy reference of other cases).
-    log : callable
-        Receives progress lines.
-
-    Returns
-    -------
-    dict
-        ``rows``, ``comparisons``, ``claims`` and ``notes``.
-    """
-    unknown = [name for name in params["schedulers"] if name not in SCHEDULERS]
-    if unknown:
-        raise ValueError(f"unknown schedulers {unknown}: expected some of {SCHEDULERS}")
-    log("schedulers: making the stack and the mask")
-    jobs = workloads(params)
-    cores = usable_cores()
-    rows, comparisons = [], []
-    for scheduler in params["schedulers"]:
-        scheduler_rows, scheduler_comparisons = _measure_on(
-            scheduler, jobs, params, cores, repeats, log
-        )
-        rows += scheduler_rows
-        comparisons += scheduler_comparisons
-    comparisons += _speedups(rows)
-    notes = [
-        f"{cores} workers (threads, processes, or one-thread LocalCluster workers). "
-        "first_run_seconds is the first computation (worker start-up, imports, compilation); "
-        "the timed repeats follow it.",
-        "The processes scheduler runs on one process pool kept open for the whole case "
-        "(dask's default starts a new pool of fresh interpreters for every computation: the "
-        "first run shows that cost); it and a LocalCluster receive the in-memory input arrays "
-        "with every graph.",
-    ]
-    return {"rows": rows, "comparisons": comparisons, "claims": _claims(rows), "notes": notes}
-
-
-def _measure_on(
-    scheduler: str, jobs: dict, params: dict, cores: int, repeats: int, log
-) -> tuple[list, list]:
-    """Time every workload on one scheduler; return its rows and anchor / ours comparisons."""
-    rows, comparisons = [], []
-    start = time.perf_counter()
-    with warnings.catch_warnings(), _scheduler(scheduler, cores):
-        # A LocalCluster warns about the arrays embedded in the graph; that
-        # shipping cost is what this case shows.
-        warnings.simplefilter("ignore", UserWarning)
-        if scheduler == "distributed":
-            startup = summarize([time.perf_counter() - start])
-            rows.append(
-                measurement(
-                    "start",
-                    "LocalCluster",
-                    "reference",
-                    {"scheduler": scheduler, "workers": cores},
-                    startup,
-                )
-            )
-        for workload, roles in jobs.items():
-            measured = {}
-            for role, (implementation, compute) in roles.items():
-                log(f"schedulers: {scheduler}, {workload}, {implementation}")
-                first = time.perf_counter()
-                compute()
-                first_seconds = time.perf_counter() - first
-                measured[role] = measurement(
-                    workload,
-                    implementation,
-                    role,
-                    _row_params(params, workload, scheduler, cores),
-                    time_repeats(compute, repeats),
-                    first_run_seconds=first_seconds,
-                )
-                rows.append(measured[role])
-            if "anchor" in measured:
-                comparisons.append(comparison(measured["anchor"], measured["ours"]))
-    return rows, comparisons
 
 
 @contextlib.contextmanager
-def _scheduler(name: str, cores: int) -> Iterator[None]:
+def _scheduler(name: Scheduler, cores: int) -> Iterator[None]:
     """Use the named scheduler; the processes scheduler keeps one pool for all computations.
 
-    By default dask starts a fresh pool of fresh interpreters for each
-    computation under the processes scheduler; one pool kept open measures the
-    scheduler rather than interpreter start-up, which shows in the first run.
+    dask's default starts a fresh pool of fresh interpreters for each computation under the
+    processes scheduler; one pool kept open measures the scheduler, not interpreter start-up.
     """
     from nima_lessons.cluster import use_scheduler
 
@@ -215,58 +91,96 @@ def _scheduler(name: str, cores: int) -> Iterator[None]:
         yield
 
 
-def _row_params(params: dict, workload: str, scheduler: str, cores: int) -> dict:
-    sizes = params["stack"] if workload == NIMA_WORKLOAD else params["mask"]
-    return {"scheduler": scheduler, "workers": cores, **sizes}
+def _trials(context: Context) -> Trials:
+    params = context.params
+    unknown = [name for name in params["schedulers"] if name not in SCHEDULERS]
+    if unknown:
+        raise ValueError(f"unknown schedulers {unknown}: expected some of {SCHEDULERS}")
+    jobs, cores = _workloads(params), usable_cores()
+    for scheduler in params["schedulers"]:
+        start = time.perf_counter()
+        # A LocalCluster warns about the arrays embedded in the graph: that cost is shown here.
+        with warnings.catch_warnings(), _scheduler(scheduler, cores):
+            warnings.simplefilter("ignore", UserWarning)
+            if scheduler == "distributed":
+                started = [time.perf_counter() - start]
+                yield Trial(
+                    "start",
+                    "LocalCluster",
+                    "reference",
+                    {"scheduler": scheduler, "workers": cores},
+                    seconds=started,
+                )
+            for workload, roles in jobs.items():
+                sizes = params["stack"] if workload == NIMA_WORKLOAD else params["mask"]
+                for role, (implementation, compute) in roles.items():
+                    row_params = {"scheduler": scheduler, "workers": cores, **sizes}
+                    yield Trial(
+                        workload, implementation, role, row_params, run=compute, first_run=True
+                    )
+    context.note(
+        f"{cores} workers (threads, processes, or one-thread LocalCluster workers). "
+        "first_run_seconds is the first computation (worker start-up, imports, compilation); "
+        "the timed repeats follow it."
+    )
 
 
 def _speedups(rows: list[dict]) -> list[dict]:
     """Each scheduler against synchronous (one core), same workload and implementation."""
-    found = []
-    for row in rows:
-        scheduler = row["params"].get("scheduler")
-        if scheduler in (None, "synchronous") or row["operation"] not in (
-            NIMA_WORKLOAD,
-            LABEL_WORKLOAD,
-        ):
-            continue
-        serial = [
-            other
-            for other in rows
-            if other["operation"] == row["operation"]
-            and other["implementation"] == row["implementation"]
-            and other["params"]["scheduler"] == "synchronous"
-        ]
-        if serial:
-            found.append(
-                comparison(
-                    serial[0], row, what=f"synchronous / {scheduler}: speed-up over one core"
-                )
-            )
-    return found
+    serial = {
+        (row["operation"], row["implementation"]): row
+        for row in rows
+        if row["params"]["scheduler"] == "synchronous"
+    }
+    return [
+        comparison(
+            serial[key],
+            row,
+            what=f"synchronous / {row['params']['scheduler']}: speed-up over one core",
+        )
+        for row in rows
+        if row["params"]["scheduler"] != "synchronous"
+        and (key := (row["operation"], row["implementation"])) in serial
+    ]
 
 
-def _claims(rows: list[dict]) -> list[dict]:
-    def median(scheduler: str) -> float | None:
-        found = [
-            row["seconds"]["median"]
-            for row in rows
-            if row["params"]["scheduler"] == scheduler
-            and row["operation"] == NIMA_WORKLOAD
-            and row["role"] == "ours"
-        ]
-        return found[0] if found else None
+def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+    medians = {
+        row["params"]["scheduler"]: row["seconds"]["median"]
+        for row in rows
+        if row["operation"] == NIMA_WORKLOAD and row["role"] == "ours"
+    }
+    return [
+        claim(
+            f"ours, {NIMA_WORKLOAD}: {other} time / threads time, at least 1",
+            medians[other] / medians["threads"],
+            1.0,
+        )
+        for other in ("synchronous", "processes")
+        if other in medians and "threads" in medians
+    ]
 
-    claims = []
-    for other in ("synchronous", "processes"):
-        threads, slower = median("threads"), median(other)
-        if threads and slower:
-            claims.append(
-                {
-                    "claim": f"ours, {NIMA_WORKLOAD}: {other} time / threads time, at least 1",
-                    "value": slower / threads,
-                    "threshold": 1.0,
-                    "holds": bool(slower >= threads),
-                }
-            )
-    return claims
+
+CASE = Case(
+    title="Schedulers: synchronous, threads, processes and a LocalCluster",
+    claim="Whole-plane numpy work releases the GIL, so threads beat one core without the cost of "
+    "moving arrays between processes that the processes scheduler and a LocalCluster pay.",
+    # Process pools and clusters take seconds to start: tiny keeps to in-process schedulers.
+    presets=presets(
+        "stack mask schedulers",
+        tiny=(*_sizes(2, 2, 32, 64, 4), ["synchronous", "threads"]),
+        quick=(*_sizes(2, 3, 256, 512, 8), list(SCHEDULERS)),
+        full=(*_sizes(4, 3, 1024, 2048, 12), list(SCHEDULERS)),
+    ),
+    repeats={"tiny": 1, "quick": 1, "full": 2},
+    trials=_trials,
+    claims=_claims,
+    notes=[
+        "The processes scheduler runs on one process pool kept open for the whole case (dask's "
+        "default starts a new pool of fresh interpreters for every computation: the first run "
+        "shows that cost); it and a LocalCluster receive the in-memory input arrays with every "
+        "graph."
+    ],
+    figure=plotting.plot_schedulers,
+    comparisons=_speedups,
+)

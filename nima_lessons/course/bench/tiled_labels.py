@@ -1,80 +1,49 @@
-"""Case 3: labelling large masks, tiled (ours, dask-image) and whole-image (scipy).
+"""Case ``tiled_labels``: labelling large masks, tiled (ours, dask-image) or whole (scipy, ...).
 
-Each labelling runs in a fresh process, so its peak resident memory is its own;
-the mask is loaded from a ``.npy`` file before the baseline is taken.
+Each labelling runs in a fresh process, so its peak resident memory is its own; the mask
+is loaded from a ``.npy`` file before the baseline is taken.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
-from nima_lessons.course.bench.harness import comparison, measurement, profile_job, run_in_subprocess
+from nima_lessons.course import plotting
+from nima_lessons.course.bench.case import Case, Context, Role, Trial, Trials, claim, presets
+from nima_lessons.course.bench.harness import Work
 
-TITLE = "Tiled labelling: nima_lessons.labels against dask-image and scipy"
-CLAIM = (
-    "Ours labels a chunked mask exactly as scipy does on the whole image, faster than "
-    "dask_image.ndmeasure.label and with a peak memory that follows the chunk size, not the image."
-)
+__all__ = ["CASE", "blob_mask", "speed_claims"]
 
-PRESETS = {
-    "full": {
-        "sizes_px": [4096, 8192],
-        "chunks_px": [1024, 2048],
-        "blob_px": 12,
-        "fill": 0.3,
-        "anchor_max_blocks": 64,
-    },
-    "quick": {
-        "sizes_px": [1024],
-        "chunks_px": [512],
-        "blob_px": 8,
-        "fill": 0.3,
-        "anchor_max_blocks": 16,
-    },
-    "tiny": {
-        "sizes_px": [96],
-        "chunks_px": [32],
-        "blob_px": 4,
-        "fill": 0.3,
-        "anchor_max_blocks": 16,
-    },
+Labeller = Literal["nima_lessons", "dask_image", "scipy", "cc3d", "cv2"]
+#: Who labels, their role, and the module an optional one needs.
+LABELLERS: dict[Labeller, tuple[Role, tuple[str, ...]]] = {
+    "scipy": ("reference", ()),
+    "cc3d": ("anchor", ("cc3d",)),
+    "cv2": ("anchor", ("cv2",)),
+    "dask_image": ("anchor", ()),
+    "nima_lessons": ("ours", ()),
 }
-REPEATS = {"full": 2, "quick": 1, "tiny": 1}
-
-IMPLEMENTATIONS = {
-    "nima_lessons": "ours",
-    "dask_image": "anchor",
-    "scipy": "reference",
-}
+#: The speed targets on the target mask: (mask side, chunk side), anchor -> least anchor / ours.
+TARGET_SIZE = (8192, 1024)
+TARGETS = {"dask_image": 10.0, "scipy": 1 / 3}
 
 
 def blob_mask(size_px: int, blob_px: float = 12, fill: float = 0.3, seed: int = 0) -> np.ndarray:
     """Return a square boolean mask of random blobs, many of them crossing chunk borders.
 
-    Smoothed white noise thresholded so that about ``fill`` of the pixels are
-    foreground; blobs are about ``blob_px`` pixels across, with irregular
-    outlines that join and split, the hard case for merging across tiles.
+    Smoothed white noise thresholded so that about ``fill`` of the pixels are foreground;
+    blobs are about ``blob_px`` pixels across, with irregular outlines that join and split,
+    the hard case for merging across tiles.
 
-    Parameters
-    ----------
-    size_px : int
-        Side of the mask.
-    blob_px : float
-        Typical blob diameter in pixels.
-    fill : float
-        Foreground fraction, in (0, 1).
-    seed : int
-        Random seed.
-
-    Returns
-    -------
-    numpy.ndarray
-        bool, shape (size_px, size_px).
+    Raises
+    ------
+    ValueError
+        If ``fill`` is not a fraction in (0, 1).
 
     Examples
     --------
@@ -86,168 +55,105 @@ def blob_mask(size_px: int, blob_px: float = 12, fill: float = 0.3, seed: int = 
 
     if not 0 < fill < 1:
         raise ValueError(f"fill must be a fraction in (0, 1), got {fill}")
-    rng = np.random.default_rng(seed)
-    noise = rng.random((size_px, size_px), dtype=np.float32)
+    noise = np.random.default_rng(seed).random((size_px, size_px), dtype=np.float32)
     smooth = ndi.gaussian_filter(noise, sigma=blob_px / 4, output=noise)
-    # The threshold is taken on a sample: a quantile of 64 M pixels costs more
-    # than the whole smoothing.
+    # The threshold is taken on a sample: a quantile of 64 M pixels costs more than the smoothing.
     sample = smooth.ravel()[:: max(smooth.size // 1_000_000, 1)]
     return smooth > np.quantile(sample, 1 - fill)
 
 
-def label_job(mask_path: str, implementation: str, chunk_px: int | None, repeats: int) -> dict:
-    """Label the mask at ``mask_path`` ``repeats`` times; run in a fresh process.
+def _label_scipy(mask: np.ndarray) -> tuple[int, int]:
+    import scipy.ndimage as ndi
 
-    The labels are reduced to their maximum together with the object count,
-    so each tiled labelling streams through its blocks and its peak memory is
-    its working set; scipy, labelling the whole image, holds the whole label
-    image by construction.
+    labels, n = ndi.label(mask)
+    return n, labels.max()
 
-    Returns
-    -------
-    dict
-        :func:`~nima_lessons.course.bench.harness.profile_job` figures plus
-        ``n_labels`` and ``max_label``.
+
+def _label_cc3d(mask: np.ndarray) -> tuple[int, int]:
+    import cc3d
+
+    labels, n = cc3d.connected_components(mask, connectivity=4, return_N=True)
+    return n, labels.max()
+
+
+def _label_cv2(mask: np.ndarray) -> tuple[int, int]:
+    import cv2
+
+    n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=4)
+    return n - 1, labels.max()  # OpenCV counts the background as a label
+
+
+#: Whole-image labellers, 4-connected as scipy's default; each returns (objects, largest label).
+WHOLE_IMAGE = {"scipy": _label_scipy, "cc3d": _label_cc3d, "cv2": _label_cv2}
+
+
+def prepare_label(mask_path: str, implementation: Labeller, chunk_px: int | None) -> Work:
+    """Load the mask and return its labelling, reduced to (objects, largest label).
+
+    Tiled labels are reduced to their maximum rather than gathered, so the peak is the
+    working set; a whole-image labeller holds the whole label image by construction.
     """
     mask = np.load(mask_path)
-    work, warmup = _labeller(implementation, mask, chunk_px)
-    found = {}
-
-    def record():
-        found["n_labels"], found["max_label"] = work()
-
-    result = profile_job(record, repeats, warmup=warmup)
-    result.update({key: int(value) for key, value in found.items()})
-    return result
-
-
-def _labeller(implementation: str, mask: np.ndarray, chunk_px: int | None):
-    """Return (work, warmup) callables labelling ``mask`` with ``implementation``."""
-    small = mask[:64, :64]
-    if implementation == "scipy":
-        import scipy.ndimage as ndi
-
-        def scipy_work(image=mask):
-            labels, n = ndi.label(image)
-            return n, labels.max()
-
-        return scipy_work, lambda: scipy_work(small)
-    import dask
-    import dask.array as da
-
-    if implementation == "nima_lessons":
-        from nima_lessons.labels import label
-    elif implementation == "dask_image":
-        from dask_image.ndmeasure import label
+    if chunk_px is None:
+        work: Callable[..., Any] = WHOLE_IMAGE[implementation]
     else:
-        raise ValueError(
-            f"implementation must be one of {sorted(IMPLEMENTATIONS)}, got {implementation!r}"
-        )
+        import dask
+        import dask.array as da
 
-    def tiled_work(image=mask, chunks=chunk_px):
-        labels, n = label(da.from_array(image, chunks=chunks))
-        return dask.compute(n, labels.max())
+        if implementation == "nima_lessons":
+            from nima_lessons.labels import label
+        else:
+            from dask_image.ndmeasure import label
 
-    return tiled_work, lambda: tiled_work(small, 32)
+        def work(image: np.ndarray, chunks: int | None = chunk_px) -> Any:
+            labels, n = label(da.from_array(image, chunks=chunks))
+            return dask.compute(n, labels.max())
+
+    small = mask[:64, :64]
+    return Work(
+        run=lambda: work(mask),
+        warmup=lambda: work(small) if chunk_px is None else work(small, 32),
+        record=lambda found: {"n_labels": int(found[0]), "max_label": int(found[1])},
+    )
 
 
-def run(params: dict, repeats: int, copy_MBps: float, log: Callable[[str], None]) -> dict:
-    """Label blob masks of each size at each chunk size, one fresh process per run.
-
-    Parameters
-    ----------
-    params : dict
-        ``sizes_px`` (mask sides), ``chunks_px`` (chunk sides), ``blob_px``
-        and ``fill`` (see :func:`blob_mask`), ``anchor_max_blocks``: dask-image
-        runs only up to this many blocks, its time growing faster than the
-        number of blocks.
-    repeats : int
-        Timed labellings per process.
-    copy_MBps : float
-        Unused (the memory-copy reference of other cases).
-    log : callable
-        Receives progress lines.
-
-    Returns
-    -------
-    dict
-        ``rows``, ``comparisons``, ``claims`` and ``notes``.
-    """
-    rows, comparisons, notes = [], [], []
-    agree = True
-    with tempfile.TemporaryDirectory(prefix="nima-lessons-labels-") as folder:
-        for size_px in params["sizes_px"]:
-            log(f"tiled_labels: making a {size_px}x{size_px} blob mask")
-            mask_path = Path(folder) / f"mask-{size_px}.npy"
-            np.save(mask_path, blob_mask(size_px, params["blob_px"], params["fill"]))
-            whole = _run_one(mask_path, "scipy", None, size_px, repeats, log)
-            rows.append(whole)
-            for chunk_px in params["chunks_px"]:
-                measured = {}
-                n_blocks = math.ceil(size_px / chunk_px) ** 2
-                for implementation in ("dask_image", "nima_lessons"):
-                    if implementation == "dask_image" and n_blocks > params["anchor_max_blocks"]:
-                        notes.append(
-                            f"dask_image skipped at {size_px} px in {chunk_px}-px chunks: "
-                            f"{n_blocks} blocks, more than {params['anchor_max_blocks']}, "
-                            "where its time grows "
-                            "faster than the number of blocks."
-                        )
-                        continue
+def _trials(context: Context) -> Trials:
+    params = context.params
+    for size_px in params["sizes_px"]:
+        path = context.scratch / f"mask-{size_px}.npy"
+        np.save(path, blob_mask(size_px, params["blob_px"], params["fill"]))
+        layouts: list[int | None] = [None, *params["chunks_px"]]
+        for chunk_px in layouts:
+            for name, (role, requires) in LABELLERS.items():
+                if (chunk_px is None) != (name in WHOLE_IMAGE):
+                    continue
+                n_blocks = 0 if chunk_px is None else math.ceil(size_px / chunk_px) ** 2
+                if name == "dask_image" and n_blocks > params["anchor_max_blocks"]:
+                    context.note(
+                        f"dask_image skipped at {size_px} px in {chunk_px}-px chunks: {n_blocks} "
+                        f"blocks, more than {params['anchor_max_blocks']}, where its time grows "
+                        "faster than the number of blocks."
+                    )
+                    continue
+                yield Trial(
+                    "label",
+                    name,
+                    role,
+                    {"size_px": size_px, "chunk_px": chunk_px},
+                    job=(
+                        f"{__name__}:prepare_label",
+                        {"mask_path": str(path), "implementation": name, "chunk_px": chunk_px},
+                    ),
                     # dask-image takes minutes at 64 blocks: one timing is enough there.
-                    runs = 1 if implementation == "dask_image" else repeats
-                    measured[implementation] = _run_one(
-                        mask_path, implementation, chunk_px, size_px, runs, log
-                    )
-                    rows.append(measured[implementation])
-                    agree &= (
-                        measured[implementation]["metrics"]["n_labels"]
-                        == whole["metrics"]["n_labels"]
-                    )
-                for metric in ("seconds", "peak_rss_bytes"):
-                    if "dask_image" in measured:
-                        comparisons.append(
-                            comparison(measured["dask_image"], measured["nima_lessons"], metric)
-                        )
-                    comparisons.append(comparison(whole, measured["nima_lessons"], metric))
-            mask_path.unlink()
-    claims = [
-        {
-            "claim": "every tiled labelling finds scipy's number of objects",
-            "value": float(agree),
-            "threshold": 1.0,
-            "holds": bool(agree),
-        }
-    ] + speed_claims(comparisons)
-    notes += [
-        "Each labelling runs in a fresh Python process (threads scheduler) after loading the mask; "
-        "peak RSS is that process's high-water mark, work MB is the part above its baseline "
-        "(interpreter, libraries and mask).",
-        "Tiled labels are reduced to their maximum rather than gathered into one array, so the "
-        "peak shows the working set; scipy's whole-image labels are an int32 image by "
-        "construction.",
-    ]
-    return {"rows": rows, "comparisons": comparisons, "claims": claims, "notes": notes}
-
-
-#: The issue's speed targets: (mask side, chunk side) -> minimal anchor / ours ratio.
-TARGET_SIZE = (8192, 1024)
-TARGETS = {"dask_image": 10.0, "scipy": 1 / 3}
+                    repeats=1 if name == "dask_image" else None,
+                    compare=("seconds", "peak_rss_bytes"),
+                    requires=requires,
+                )
+        path.unlink()
 
 
 def speed_claims(comparisons: list[dict]) -> list[dict]:
     """State the speed targets on the target mask: >= 10x dask-image, within 3x of scipy.
-
-    Parameters
-    ----------
-    comparisons : list of dict
-        As made by :func:`nima_lessons.course.bench.harness.comparison`.
-
-    Returns
-    -------
-    list of dict
-        One claim per target whose comparison was measured (none at smaller
-        presets, which do not reach the target size).
 
     Examples
     --------
@@ -256,51 +162,70 @@ def speed_claims(comparisons: list[dict]) -> list[dict]:
     >>> speed_claims([row])[0]["holds"]
     True
     """
-    claims = []
-    for item in comparisons:
-        params = item["params"]
-        if item["metric"] != "seconds" or (params["size_px"], params["chunk_px"]) != TARGET_SIZE:
-            continue
-        threshold = TARGETS.get(item["anchor"])
-        if threshold is None:
-            continue
-        wording = "at least 10x faster than" if threshold > 1 else "within 3x of"
-        claims.append(
-            {
-                "claim": f"tiled labelling of a {TARGET_SIZE[0]}^2 mask in {TARGET_SIZE[1]}^2 "
-                f"chunks is {wording} {item['anchor']} (anchor / ours)",
-                "value": item["ratio"],
-                "threshold": threshold,
-                "holds": bool(item["ratio"] is not None and item["ratio"] >= threshold),
-            }
+    return [
+        claim(
+            f"tiled labelling of a {TARGET_SIZE[0]}^2 mask in {TARGET_SIZE[1]}^2 chunks is "
+            f"{'at least 10x faster than' if TARGETS[item['anchor']] > 1 else 'within 3x of'} "
+            f"{item['anchor']} (anchor / ours)",
+            item["ratio"],
+            TARGETS[item["anchor"]],
         )
-    return claims
+        for item in comparisons
+        if item["metric"] == "seconds"
+        and item["anchor"] in TARGETS
+        and (item["params"]["size_px"], item["params"]["chunk_px"]) == TARGET_SIZE
+    ]
 
 
-def _run_one(
-    mask_path: Path, implementation: str, chunk_px, size_px: int, repeats: int, log
-) -> dict:
-    log(
-        f"tiled_labels: {implementation}, {size_px} px"
-        + (f", chunks {chunk_px} px" if chunk_px else "")
+def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+    from nima_lessons.course.bench.case import comparison
+
+    scipy_counts = {
+        row["params"]["size_px"]: row["metrics"]["n_labels"]
+        for row in rows
+        if row["implementation"] == "scipy"
+    }
+    agree = all(
+        row["metrics"]["n_labels"] == scipy_counts[row["params"]["size_px"]] for row in rows
     )
-    result = run_in_subprocess(
-        "nima_lessons.course.bench.tiled_labels:label_job",
-        {
-            "mask_path": str(mask_path),
-            "implementation": implementation,
-            "chunk_px": chunk_px,
-            "repeats": repeats,
-        },
-    )
-    row_params = {"size_px": size_px, "chunk_px": chunk_px}
-    return measurement(
-        "label",
-        implementation,
-        IMPLEMENTATIONS[implementation],
-        row_params,
-        result["seconds"],
-        memory=result,
-        n_labels=result["n_labels"],
-        max_label=result["max_label"],
-    )
+    anchors = [
+        row
+        for row in rows
+        if row["implementation"] in TARGETS and row["params"]["size_px"] == TARGET_SIZE[0]
+    ]
+    ours = [
+        row for row in rows if row["role"] == "ours" and row["params"]["chunk_px"] == TARGET_SIZE[1]
+    ]
+    targets = speed_claims([comparison(anchor, row) for anchor in anchors for row in ours])
+    return [claim("every labelling finds scipy's number of objects", float(agree), 1.0), *targets]
+
+
+CASE = Case(
+    title="Tiled labelling: nima_lessons.labels against dask-image, scipy, cc3d and OpenCV",
+    claim="Ours labels a chunked mask exactly as scipy does on the whole image, faster than "
+    "dask_image.ndmeasure.label and with a peak memory that follows the chunk size, not the image.",
+    presets=presets(
+        "sizes_px chunks_px blob_px fill anchor_max_blocks",
+        tiny=([96], [32], 4, 0.3, 16),
+        quick=([1024], [512], 8, 0.3, 16),
+        full=([4096, 8192], [1024, 2048], 12, 0.3, 64),
+    ),
+    repeats={"tiny": 1, "quick": 1, "full": 2},
+    trials=_trials,
+    claims=_claims,
+    notes=[
+        "Each labelling runs in a fresh Python process (threads scheduler) after loading the mask; "
+        "peak RSS is that process's high-water mark, work MB the part above its baseline "
+        "(interpreter, libraries and mask).",
+        "Tiled labels are reduced to their maximum rather than gathered into one array, so the "
+        "peak shows the working set; whole-image labels (scipy, cc3d, OpenCV) are an int32 image "
+        "by construction. All label 4-connected, scipy's default.",
+    ],
+    figure=functools.partial(
+        plotting.plot_bench_panels,
+        x="chunk_px",
+        ys=["seconds", "work_MB"],
+        by=["implementation", "size_px"],
+        logx=True,
+    ),
+)

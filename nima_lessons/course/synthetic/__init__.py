@@ -6,10 +6,11 @@ time-lapses (lazy loading) and ratiometric time-lapses (the analysis pipeline).
 
 from nima_lessons.course.synthetic.datasets import (
     DATASETS,
+    DatasetName,
     dataset_parameters,
     dataset_path,
     ensure_dataset,
-    is_complete,
+    is_dataset_complete,
 )
 from nima_lessons.course.synthetic.mandelbrot import (
     MAX_ITERATIONS,
@@ -34,7 +35,11 @@ from nima_lessons.course.synthetic.nuclei import (
     nuclei_layout,
     render_nuclei,
 )
-from nima_lessons.course.synthetic.nuclei_zarr import nuclei_dask, open_nuclei_zarr, write_nuclei_zarr
+from nima_lessons.course.synthetic.nuclei_zarr import (
+    nuclei_dask,
+    open_nuclei_zarr,
+    write_nuclei_zarr,
+)
 from nima_lessons.course.synthetic.ratiometric import (
     CHANNELS,
     RATIOMETRIC_FILES,
@@ -51,6 +56,7 @@ from nima_lessons.course.synthetic.timelapse import (
     TimelapseScene,
     timelapse_array,
     timelapse_scene,
+    write_tiff_folder,
     write_tiff_timelapse,
 )
 
@@ -84,6 +90,7 @@ __all__ = [
     "TimelapseScene",
     "timelapse_array",
     "timelapse_scene",
+    "write_tiff_folder",
     "write_tiff_timelapse",
     # ratiometric time-lapse (pipeline)
     "CHANNELS",
@@ -97,8 +104,16 @@ __all__ = [
     "write_ratiometric",
     # datasets on disk
     "DATASETS",
+    "DatasetName",
     "dataset_parameters",
     "dataset_path",
     "ensure_dataset",
-    "is_complete",
+    "is_dataset_complete",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``is_complete`` is now :func:`is_dataset_complete` (``store.is_complete`` tests a result)."""
+    from nima_lessons._moved import moved_attribute
+
+    return moved_attribute(__name__, name, {"is_complete": f"{__name__}:is_dataset_complete"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import tifffile
 import zarr
@@ -18,12 +19,23 @@ from nima_lessons.course.synthetic.nuclei_zarr import open_nuclei_zarr, write_nu
 from nima_lessons.course.synthetic.ratiometric import open_ratiometric, write_ratiometric
 from nima_lessons.course.synthetic.timelapse import FILE_PATTERN, write_tiff_timelapse
 
+__all__ = [
+    "DATASETS",
+    "DatasetName",
+    "dataset_parameters",
+    "dataset_path",
+    "ensure_dataset",
+    "is_dataset_complete",
+]
+
+#: The lesson datasets by name.
+DatasetName = Literal["nuclei", "timelapse", "ratiometric"]
 #: Dataset name -> file or folder name under the data folder.
 DATASETS = {"nuclei": "nuclei.zarr", "timelapse": "timelapse", "ratiometric": "ratiometric"}
 
 
 def dataset_path(
-    name: str,
+    name: DatasetName,
     root: str | os.PathLike | None = None,
     size: str | None = None,
     seed: int = 0,
@@ -72,7 +84,7 @@ def dataset_path(
     return folder / size_name(size) / filename
 
 
-def dataset_parameters(name: str, size: str | None = None, seed: int = 0) -> dict:
+def dataset_parameters(name: DatasetName, size: str | None = None, seed: int = 0) -> dict:
     """Return the generator arguments of dataset ``name`` for a size preset.
 
     Parameters
@@ -108,8 +120,11 @@ def dataset_parameters(name: str, size: str | None = None, seed: int = 0) -> dic
     return {**sizes, "seed": seed}
 
 
-def is_complete(name: str, path: str | os.PathLike, parameters: dict) -> bool:
+def is_dataset_complete(name: DatasetName, path: str | os.PathLike, parameters: dict) -> bool:
     """Return whether ``path`` holds dataset ``name`` complete and made with ``parameters``.
+
+    Not to be confused with :func:`nima_lessons.store.is_complete`, which tells a
+    finished result store from an interrupted one.
 
     Parameters
     ----------
@@ -138,7 +153,7 @@ def is_complete(name: str, path: str | os.PathLike, parameters: dict) -> bool:
 
 
 def ensure_dataset(
-    name: str,
+    name: DatasetName,
     size: str | None = None,
     root: str | os.PathLike | None = None,
     seed: int = 0,
@@ -185,7 +200,7 @@ def ensure_dataset(
     """
     path = dataset_path(name, root, size, seed)
     parameters = dataset_parameters(name, size, seed)
-    if not overwrite and is_complete(name, path, parameters):
+    if not overwrite and is_dataset_complete(name, path, parameters):
         return path
     if path.exists() and not overwrite:
         raise FileExistsError(

@@ -12,12 +12,25 @@ from typing import NamedTuple
 import dask
 import dask.array as da
 import numpy as np
-from dask.blockwise import blockwise as core_blockwise
-from dask.highlevelgraph import HighLevelGraph
-from dask.layers import ArrayBlockIdDep
 from numba import njit
 
+from nima_lessons._search import first_passing
 from nima_lessons.course.synthetic._validate import check_positive_int, check_shape
+
+__all__ = [
+    "MAX_ITERATIONS",
+    "START_WIDTH",
+    "ZOOM_CENTRE",
+    "ZOOM_PER_LEVEL",
+    "UniformFrame",
+    "first_uniform_frame",
+    "frame_width",
+    "is_uniform",
+    "mandelbrot_frame",
+    "mandelbrot_stack",
+    "mandelbrot_stack_delayed",
+    "rendered_frames",
+]
 
 #: The point zoomed into: the Misiurewicz point M(4,1), refined to float64 precision by Newton's
 #: method. Its orbit lands on a repelling fixed point, so every zoom level keeps showing
@@ -60,7 +73,7 @@ def frame_width(index: int, zoom_per_level: float = ZOOM_PER_LEVEL) -> float:
     """
     # A negative power underflows to 0.0 for very deep levels, where a positive
     # one would overflow: such frames are simply uniform.
-    return START_WIDTH * zoom_per_level ** -index
+    return START_WIDTH * zoom_per_level**-index
 
 
 def mandelbrot_frame(
@@ -111,10 +124,10 @@ def mandelbrot_stack(
 ) -> da.Array:
     """Return the zoom stack as a lazy dask array, one frame per chunk.
 
-    The graph is a single blockwise layer whose task for frame ``i`` is
-    generated from the chunk index only when needed: building it costs the
-    same for 10 or 10 million frames, and computing one frame renders that
-    frame only.
+    The graph is a single blockwise layer (``da.map_blocks`` with no input,
+    each chunk rendered from its ``block_id``): its task for frame ``i`` is
+    generated only when needed, so building it costs little even for millions
+    of frames, and computing one frame renders that frame only.
 
     Parameters
     ----------
@@ -141,16 +154,16 @@ def mandelbrot_stack(
     n_frames = check_positive_int(n_frames, "n_frames")
     shape = check_shape(shape, "shape", ndim=2)
     zoom_per_level = _check_zoom(zoom_per_level)
-    chunks = ((1,) * n_frames, (shape[0],), (shape[1],))
-    name = f"mandelbrot-{n_frames}-{shape[0]}x{shape[1]}-{zoom_per_level!r}"
-    # What da.map_blocks(..., block_id=...) builds, made directly: map_blocks
-    # constructs the array twice, and each construction sums all chunk sizes.
-    layer = core_blockwise(
-        _render_block, name, "ijk", ArrayBlockIdDep(chunks), "ijk",
-        numblocks={}, shape=shape, zoom_per_level=zoom_per_level,
-    )  # fmt: skip
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
-    return da.Array(graph, name, chunks, meta=np.empty((0, 0, 0), dtype=np.uint16))
+    # A name of our own: dask would otherwise tokenize the chunks tuple, as long as the stack.
+    return da.map_blocks(
+        _render_block,
+        name=f"mandelbrot-{n_frames}-{shape[0]}x{shape[1]}-{zoom_per_level!r}",
+        chunks=((1,) * n_frames, (shape[0],), (shape[1],)),
+        dtype=np.uint16,
+        meta=np.empty((0, 0, 0), dtype=np.uint16),
+        shape=shape,
+        zoom_per_level=zoom_per_level,
+    )
 
 
 def mandelbrot_stack_delayed(
@@ -217,8 +230,8 @@ def first_uniform_frame(stack, tolerance: float = 0) -> UniformFrame:
     and the frame is exactly uniform, as is every deeper frame. Because
     uniformity only switches on once, an exponential search (frames 1, 2, 4,
     8... until one is uniform) followed by a binary search in the last
-    interval finds the switch in about ``2 * log2(index)`` frames instead of
-    ``index``.
+    interval (:func:`nima_lessons._search.first_passing`) finds the switch in
+    about ``2 * log2(index)`` frames instead of ``index``.
 
     Parameters
     ----------
@@ -256,26 +269,13 @@ def first_uniform_frame(stack, tolerance: float = 0) -> UniformFrame:
             checked[index] = is_uniform(np.asarray(stack[index]), tolerance)
         return checked[index]
 
-    if uniform(0):
-        return UniformFrame(0, len(checked))
-    # exponential search: last_varying is never uniform, probe doubles
-    last_varying, probe = 0, 1
-    while probe < n_frames - 1 and not uniform(probe):
-        last_varying, probe = probe, probe * 2
-    probe = min(probe, n_frames - 1)
-    if not uniform(probe):
+    index = first_passing(uniform, n_frames - 1)
+    if index is None:
         raise ValueError(
             f"stack has no uniform frame: the last frame ({n_frames - 1}) still varies; "
             f"expected a longer stack or a larger tolerance (got {tolerance})"
         )
-    # binary search: frames[last_varying] varies, frames[probe] is uniform
-    while probe - last_varying > 1:
-        middle = (last_varying + probe) // 2
-        if uniform(middle):
-            probe = middle
-        else:
-            last_varying = middle
-    return UniformFrame(probe, len(checked))
+    return UniformFrame(index, len(checked))
 
 
 def _check_zoom(zoom_per_level: float) -> float:
@@ -284,7 +284,9 @@ def _check_zoom(zoom_per_level: float) -> float:
     return float(zoom_per_level)
 
 
-def _render_block(block_id, shape, zoom_per_level):
+def _render_block(
+    block_id: tuple[int, ...], shape: tuple[int, int], zoom_per_level: float
+) -> np.ndarray:
     """Render the frame of one chunk; the chunk index along axis 0 is the zoom level."""
     return mandelbrot_frame(block_id[0], shape, zoom_per_level)[np.newaxis]
 

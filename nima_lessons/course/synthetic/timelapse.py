@@ -7,6 +7,7 @@ lazy-loading lesson reads back with dask.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,18 @@ import numpy as np
 import tifffile
 from tqdm.auto import tqdm
 
-from nima_lessons.config import progress_enabled
 from nima_lessons._atomic import atomic_path
+from nima_lessons.config import progress_enabled
 from nima_lessons.course.synthetic._validate import check_positive_int, check_seed, check_shape
+
+__all__ = [
+    "FILE_PATTERN",
+    "TimelapseScene",
+    "timelapse_array",
+    "timelapse_scene",
+    "write_tiff_folder",
+    "write_tiff_timelapse",
+]
 
 #: File name of one time point and channel; natural and plain sorting agree.
 FILE_PATTERN = "t{t:04d}_c{c}.tif"
@@ -59,7 +69,9 @@ class TimelapseScene:
         z = np.arange(self.n_z)[:, None, None]
         y = np.arange(self.shape[0])[None, :, None]
         x = np.arange(self.shape[1])[None, None, :]
-        for centre, radius, bright in zip(self.centres(t), self.radius, self.brightness[c]):
+        for centre, radius, bright in zip(
+            self.centres(t), self.radius, self.brightness[c], strict=True
+        ):
             top = max(int(centre[1] - 2 * radius[1]), 0)
             bottom = min(int(centre[1] + 2 * radius[1]) + 2, self.shape[0])
             left = max(int(centre[2] - 2 * radius[2]), 0)
@@ -197,16 +209,83 @@ def write_tiff_timelapse(
     >>> sorted(p.name for p in out.iterdir())
     ['t0000_c0.tif', 't0001_c0.tif']
     """
-    progress = progress_enabled(progress)
     scene = timelapse_scene(n_t, n_c, n_z, shape, seed)
-    steps = [(t, c) for t in range(scene.n_t) for c in range(scene.n_c)]
+    return write_tiff_folder(folder, scene.volume, scene.n_t, scene.n_c, overwrite, progress)
+
+
+def write_tiff_folder(
+    folder: str | os.PathLike,
+    image: np.ndarray | Callable[[int, int], np.ndarray],
+    n_t: int | None = None,
+    n_c: int | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> Path:
+    """Write a time-lapse as a folder of TIFF files, one per time point and channel.
+
+    The one TIFF-folder writer of the course: files are named by
+    :data:`FILE_PATTERN` (``t0000_c0.tif``, ``t0000_c1.tif``, ...), each an
+    ImageJ TIFF of one (Z, Y, X) volume or (Y, X) plane with its axes recorded.
+    The folder is written under a temporary name and renamed when complete.
+
+    Parameters
+    ----------
+    folder : path-like
+        Output folder.
+    image : numpy.ndarray or callable
+        A (T, C, Z, Y, X) or (T, C, Y, X) array, or ``image(t, c)`` returning
+        one volume or plane, so that the time-lapse never has to fit in memory.
+    n_t, n_c : int, optional
+        Time points and channels; needed only when ``image`` is a callable.
+    overwrite : bool
+        Replace an existing folder.
+    progress : bool, optional
+        Show a progress bar; default :func:`nima_lessons.config.progress_enabled`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    ValueError
+        If the array is not 4-D or 5-D, or ``n_t``/``n_c`` is missing for a callable.
+    FileExistsError
+        If ``folder`` exists and ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile
+    >>> out = write_tiff_folder(tempfile.mkdtemp() + "/planes", np.zeros((2, 1, 8, 8), np.uint16))
+    >>> sorted(p.name for p in out.iterdir()), tifffile.imread(out / "t0001_c0.tif").shape
+    (['t0000_c0.tif', 't0001_c0.tif'], (8, 8))
+    """
+    if callable(image):
+        if n_t is None or n_c is None:
+            raise ValueError("n_t and n_c are needed when image is a function of (t, c)")
+        volume = image
+    else:
+        array = np.asarray(image)
+        if array.ndim not in (4, 5):
+            raise ValueError(
+                f"image must be (T, C, Z, Y, X) or (T, C, Y, X), got shape {array.shape}"
+            )
+        n_t, n_c = array.shape[:2]
+        volume = lambda t, c: array[t, c]  # noqa: E731
+    steps = [
+        (t, c)
+        for t in range(check_positive_int(n_t, "n_t"))
+        for c in range(check_positive_int(n_c, "n_c"))
+    ]
     with atomic_path(folder, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        for t, c in tqdm(steps, desc="timelapse", unit="file", disable=not progress):
+        for t, c in tqdm(
+            steps, desc="tiff folder", unit="file", disable=not progress_enabled(progress)
+        ):
+            values = np.asarray(volume(t, c))
+            axes = "ZYX"[-values.ndim :]
             tifffile.imwrite(
-                tmp / FILE_PATTERN.format(t=t, c=c),
-                scene.volume(t, c),
-                imagej=True,
-                metadata={"axes": "ZYX"},
+                tmp / FILE_PATTERN.format(t=t, c=c), values, imagej=True, metadata={"axes": axes}
             )
     return Path(folder)

@@ -9,7 +9,7 @@ from nima_lessons.course.synthetic import (
     dataset_parameters,
     dataset_path,
     ensure_dataset,
-    is_complete,
+    is_dataset_complete,
     nuclei_count,
     open_nuclei_zarr,
     open_ratiometric,
@@ -37,7 +37,7 @@ def test_generates_once_then_reuses(tmp_path, tiny_sizes, name):
     path = ensure_dataset(name, size=tiny_sizes, root=tmp_path, progress=False)
     assert path == dataset_path(name, tmp_path, size=tiny_sizes)
     assert path.parent == tmp_path / "small"
-    assert is_complete(name, path, dataset_parameters(name, tiny_sizes))
+    assert is_dataset_complete(name, path, dataset_parameters(name, tiny_sizes))
     stamp = path.stat().st_mtime_ns
     assert ensure_dataset(name, size=tiny_sizes, root=tmp_path, progress=False) == path
     assert path.stat().st_mtime_ns == stamp
@@ -56,7 +56,7 @@ def test_contents_follow_the_preset(tmp_path, tiny_sizes):
 def test_damaged_dataset_is_kept_unless_asked(tmp_path, tiny_sizes):
     folder = ensure_dataset("timelapse", tiny_sizes, tmp_path, progress=False)
     (folder / "t0001_c1.tif").unlink()
-    assert not is_complete("timelapse", folder, dataset_parameters("timelapse", tiny_sizes))
+    assert not is_dataset_complete("timelapse", folder, dataset_parameters("timelapse", tiny_sizes))
     with pytest.raises(FileExistsError, match=r"timelapse.*not a complete.*overwrite"):
         ensure_dataset("timelapse", tiny_sizes, tmp_path, progress=False)
     assert not (folder / "t0001_c1.tif").exists()

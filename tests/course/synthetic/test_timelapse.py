@@ -67,3 +67,21 @@ def test_bad_arguments_raise_and_write_nothing(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         write_tiff_timelapse(tmp_path / "out", **kwargs, progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_tiff_folder_of_planes_reads_back_with_tifffile_and_read_image(tmp_path):
+    from nima_lessons.course.synthetic import write_tiff_folder
+    from nima_lessons.io import read_image
+
+    planes = np.random.default_rng(0).integers(0, 4000, (2, 3, 16, 24)).astype(np.uint16)
+    folder = write_tiff_folder(tmp_path / "planes", planes, progress=False)
+    with tifffile.TiffFile(folder / "t0001_c2.tif") as tif:
+        assert tif.series[0].axes == "YX"
+        np.testing.assert_array_equal(tif.asarray(), planes[1, 2])
+    np.testing.assert_array_equal(read_image(folder).values[:, :, 0], planes)
+    with pytest.raises(FileExistsError):
+        write_tiff_folder(folder, planes, progress=False)
+    with pytest.raises(ValueError, match=r"\(T, C, Y, X\)"):
+        write_tiff_folder(tmp_path / "flat", planes[0], progress=False)
+    with pytest.raises(ValueError, match="n_t and n_c"):
+        write_tiff_folder(tmp_path / "lazy", lambda t, c: planes[t, c], progress=False)
