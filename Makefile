@@ -44,7 +44,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 # Trusting the shipped notebooks lets their stored rich outputs render before any re-run.
 lab: $(STAMP)
 	$(BIN)/jupyter trust notebooks/[0-9]*.ipynb
-	NIMA_LESSONS_SIZE=$(TEST_SIZE) $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
 # The linter, the formatter and the type checker come first: a test run fails with them.
 # Doctests are collected once, by --doctest-modules in pyproject.toml's pytest addopts.
