@@ -93,9 +93,10 @@ def test_reading_and_streaming_one_time_point(data, tmp_path, monkeypatch):
     reads = collections.Counter()
     original = io._read_tiff_page
 
-    def counting(path, index):
-        reads[path] += 1
-        return original(path, index)
+    def counting(source, key):
+        path, _ = key  # a folder source reads (file, plane) pairs
+        reads[str(path)] += 1
+        return original(source, key)
 
     monkeypatch.setattr(io, "_read_tiff_page", counting)
     im = io.read_image(tmp_path, channels={"0": "G", "1": "R", "2": "C"})
