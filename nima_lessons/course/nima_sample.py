@@ -142,7 +142,9 @@ def _pip_download(folder: Path, timeout_s: float) -> subprocess.CompletedProcess
         "--no-input",
     ]  # fmt: skip
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired as error:
         return subprocess.CompletedProcess(command, 1, "", f"pip download timed out: {error}")
 
