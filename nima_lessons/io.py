@@ -172,7 +172,7 @@ def _ome_tiff_channels(xml: str | None, n_channels: int) -> list[str] | None:
     pixels = next((e for e in image if local(e) == "Pixels"), None) if image is not None else None
     if pixels is None:
         return None
-    names = [e.get("Name") for e in pixels if local(e) == "Channel"]
+    names = [e.get("Name") or "" for e in pixels if local(e) == "Channel"]
     if names and all(names) and len(names) == n_channels:
         return names
     if any(names):
@@ -761,12 +761,16 @@ def _zarr_store(path: Path, missing_chunks: MissingChunks) -> tuple[_StoredImage
         ome = ome_zarr_image(node, path)
         array_path, axes, names = ome.array_path, ome.axes, ome.channels
         array = node[array_path]
+        assert isinstance(array, zarr.Array)  # ome_zarr_image checked it
     else:
         array_path, array = "", node
         dims = getattr(node.metadata, "dimension_names", None) or node.attrs.get(
             "_ARRAY_DIMENSIONS"
         )
-        axes = tuple(str(d) for d in dims) if dims else tuple(_default_axes(node.ndim, path))
+        if dims and isinstance(dims, (list, tuple)):
+            axes = tuple(str(d) for d in dims)
+        else:
+            axes = tuple(_default_axes(node.ndim, path))
         if len(axes) != node.ndim:
             raise ValueError(f"zarr array {path} has {node.ndim} dims but axes {list(axes)}")
     where = str(path / array_path) if array_path else str(path)

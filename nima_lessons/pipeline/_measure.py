@@ -91,7 +91,10 @@ def measure_plane(
     present = present[present > 0]
     n_bins = int(flat_labels.max()) + 1 if flat_labels.size else 1
     area = np.bincount(flat_labels, minlength=n_bins)[present]
-    table = {"label": present.astype(np.int64), "area": area.astype(np.int64)}
+    table: dict[str, np.ndarray] = {
+        "label": present.astype(np.int64),
+        "area": area.astype(np.int64),
+    }
     for name, channel in zip(channel_names, np.asarray(image), strict=True):
         weights = channel.ravel().astype(np.float64)
         sums = np.bincount(flat_labels, weights=weights, minlength=n_bins)
@@ -121,7 +124,7 @@ def _ratio_image_columns(ratio_image) -> dict[str, xr.DataArray]:
 
 
 def _check_like_labels(array: xr.DataArray, name: str, labels: xr.DataArray) -> None:
-    check_dims(array, name, labels.dims)
+    check_dims(array, name, [str(dim) for dim in labels.dims])
     for dim in labels.dims:
         if array.sizes[dim] != labels.sizes[dim]:
             raise ValueError(
