@@ -1,14 +1,18 @@
 """Cell segmentation of each (T, Z) plane from all channels together.
 
-Geometric mean over channels, a per-plane automatic threshold, cleaning, labelling
-and an optional watershed that splits touching cells; thresholds are computed per
-plane when the plane is computed, never globally.
+Geometric mean over channels, a per-plane automatic threshold, cleaning (hole filling, or
+nima's morphological closing), labelling and an optional watershed that splits touching
+cells; thresholds are computed per plane when the plane is computed, never globally.
+Labels are numbered per plane, or through time: the (T, Y, X) mask labelled as one volume,
+as nima does, so that a cell keeps its number at every time point.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
+import dask.array as da
 import numpy as np
 import scipy.ndimage as ndi
 import skimage.filters
@@ -16,7 +20,20 @@ import skimage.morphology
 import skimage.segmentation
 import xarray as xr
 
+from nima_lessons.io import select_channels
+from nima_lessons.labels import label as label_chunked
 from nima_lessons.pipeline._lift import apply_per_plane, check_dims
+
+__all__ = [
+    "MASK_CLEANUPS",
+    "THRESHOLD_METHODS",
+    "label_through_time",
+    "segment",
+    "segment_plane",
+]
+
+MaskCleanup = Literal["fill_holes", "closing"]
+MASK_CLEANUPS = ("fill_holes", "closing")
 
 THRESHOLD_METHODS = {
     "yen": skimage.filters.threshold_yen,
@@ -58,6 +75,17 @@ def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
     return keep[labels]
 
 
+def close_mask(mask: np.ndarray) -> np.ndarray:
+    """Morphological closing with the 4-neighbour cross, borders reflected (nima's cleaning).
+
+    Fills one-pixel gaps and notches; unlike hole filling it leaves larger holes
+    open. The same as ``skimage.morphology.closing(mask)`` (scikit-image >= 0.23).
+    """
+    cross = ndi.generate_binary_structure(2, 1)
+    dilated = ndi.grey_dilation(mask, footprint=cross, mode="reflect")
+    return ndi.grey_erosion(dilated, footprint=cross, mode="reflect")
+
+
 def split_touching(mask: np.ndarray, seed_depth_px: float = 2.0) -> np.ndarray:
     """Label ``mask``, splitting touching round objects by a distance watershed.
 
@@ -81,6 +109,7 @@ def segment_plane(
     min_size: int = 20,
     watershed: bool = False,
     seed_depth_px: float = 2.0,
+    cleanup: MaskCleanup = "fill_holes",
 ) -> np.ndarray:
     """Segment one (C, Y, X) stack of channels into int32 labels (Y, X).
 
@@ -91,12 +120,15 @@ def segment_plane(
     method : {"yen", "li", "otsu"}
         Automatic threshold of the geometric mean over channels.
     min_size : int
-        Objects with fewer pixels are removed (before hole filling).
+        Objects (4-connected) with fewer pixels are removed, before cleaning.
     watershed : bool
         Split touching cells with a distance-transform watershed.
     seed_depth_px : float
         How far (in pixels of distance to the background) a watershed seed
         must rise above the saddle to a neighbouring one.
+    cleanup : {"fill_holes", "closing"}
+        ``"fill_holes"`` fills every hole of the mask; ``"closing"`` is nima's
+        morphological closing (:func:`close_mask`).
 
     Returns
     -------
@@ -112,8 +144,8 @@ def segment_plane(
     """
     planes = np.asarray(planes)
     combined = geometric_mean(planes if planes.ndim == 3 else planes[None])
-    mask = threshold_mask(combined, method)
-    mask = ndi.binary_fill_holes(remove_small(mask, min_size))
+    mask = remove_small(threshold_mask(combined, method), min_size)
+    mask = close_mask(mask) if cleanup == "closing" else ndi.binary_fill_holes(mask)
     if watershed and mask.any():
         return split_touching(mask, seed_depth_px)
     return ndi.label(mask)[0].astype(np.int32)
@@ -126,6 +158,8 @@ def segment(
     watershed: bool = False,
     channels: Sequence[str] | None = None,
     seed_depth_px: float = 2.0,
+    cleanup: MaskCleanup = "fill_holes",
+    through_time: bool = False,
 ) -> xr.DataArray:
     """Label cells in every (T, Z) plane, lazily.
 
@@ -145,17 +179,24 @@ def segment(
     seed_depth_px : float
         How far (in pixels of distance to the background) a watershed seed
         must rise above the saddle to a neighbouring one.
+    cleanup : {"fill_holes", "closing"}
+        Fill the holes of the mask, or close it morphologically as nima does.
+    through_time : bool
+        Number cells through time (see :func:`label_through_time`): a cell
+        keeps its label at every time point. Otherwise labels are numbered
+        independently in each plane.
 
     Returns
     -------
     xarray.DataArray
-        int32 labels with the dims of ``im`` without C, e.g. (T, Z, Y, X);
-        labels are numbered independently in each plane.
+        int32 labels with the dims of ``im`` without C, e.g. (T, Z, Y, X).
 
     Raises
     ------
     ValueError
-        For an unknown method or channel, or ``min_size`` < 0.
+        For an unknown method, cleanup or channel, ``min_size`` < 0, or
+        ``through_time`` with ``watershed`` (the volume would join the cells
+        the watershed split) or without a T dim.
 
     Examples
     --------
@@ -169,6 +210,13 @@ def segment(
         raise ValueError(f"method must be one of {tuple(THRESHOLD_METHODS)}, got {method!r}")
     if min_size < 0:
         raise ValueError(f"min_size must be >= 0 pixels, got {min_size}")
+    if cleanup not in MASK_CLEANUPS:
+        raise ValueError(f"cleanup must be one of {MASK_CLEANUPS}, got {cleanup!r}")
+    if through_time and (watershed or "T" not in im.dims):
+        raise ValueError(
+            "through_time labels the (T, Y, X) mask as one volume: it needs a T dim and "
+            "cannot keep the cells a watershed splits apart (watershed=False)"
+        )
     if channels is not None:
         im = select_channels(im, channels, "channels")
     if im.chunks is not None:
@@ -182,6 +230,7 @@ def segment(
             "min_size": min_size,
             "watershed": watershed,
             "seed_depth_px": seed_depth_px,
+            "cleanup": cleanup,
         },
         core_dims=("C", "Y", "X"),
         output_core_dims=("Y", "X"),
@@ -190,13 +239,58 @@ def segment(
         keep_attrs=False,
     )
     order = [dim for dim in im.dims if dim != "C"]
-    return labels.transpose(*order).rename("labels")
+    labels = labels.transpose(*order).rename("labels")
+    return label_through_time(labels) if through_time else labels
 
 
-def select_channels(im: xr.DataArray, names: Sequence[str], argument: str) -> xr.DataArray:
-    """Select channels by name, with an error listing the available ones."""
-    available = [str(c) for c in im.coords["C"].values] if "C" in im.coords else []
-    missing = [name for name in names if name not in available]
-    if missing:
-        raise ValueError(f"{argument}: unknown channels {missing}; available: {available}")
-    return im.sel(C=list(names))
+def label_through_time(labels: xr.DataArray) -> xr.DataArray:
+    """Renumber cells through time: each Z plane's (T, Y, X) mask labelled as one volume.
+
+    Pixels of consecutive time points that overlap are neighbours (as are
+    4-neighbours in a plane), so a cell that overlaps itself from one time
+    point to the next keeps one number throughout, and two cells that touch
+    at some time point share one. This is how nima numbers cells (it labels
+    the (T, Y, X) mask with ``scipy.ndimage.label``), and the numbers are
+    the same: 1, 2, ... in raster order of each cell's first pixel, T first.
+
+    The labelling is exact and lazy, tile by tile (:func:`nima_lessons.labels.label`),
+    but every time point depends on all of them: computing one plane
+    segments them all (their faces are all that is kept in memory).
+
+    Parameters
+    ----------
+    labels : xarray.DataArray
+        Labels (or any mask, non-zero for cells) with dims (T, [Z,] Y, X).
+
+    Returns
+    -------
+    xarray.DataArray
+        int32 labels, same dims, chunks and coordinates, named "labels".
+
+    Examples
+    --------
+    >>> frames = np.zeros((3, 1, 4, 6), np.int32)
+    >>> frames[:, 0, 1:3, 1:3] = 1; frames[1:, 0, 1:3, 4:] = 1   # a cell appears at T=1
+    >>> frames[2, 0, 1:3, 1:3] = 0                               # the first one leaves
+    >>> linked = label_through_time(xr.DataArray(frames, dims=("T", "Z", "Y", "X")))
+    >>> [np.unique(linked.values[t])[1:].tolist() for t in range(3)]
+    [[1], [1, 2], [2]]
+    """
+    check_dims(labels, "labels", ("T", "Y", "X"))
+    mask = labels != 0
+    extra = [dim for dim in mask.dims if dim not in ("T", "Y", "X")]
+    volumes = mask.transpose(*extra, "T", "Y", "X")
+    stacked = volumes.data.reshape((-1, *volumes.shape[-3:]))
+    numbered = [_label_volume(stacked[index]) for index in range(stacked.shape[0])]
+    data = (da.stack if isinstance(numbered[0], da.Array) else np.stack)(numbered)
+    data = data.reshape(volumes.shape)
+    result = xr.DataArray(data, dims=volumes.dims, coords=volumes.coords, name="labels")
+    return result.transpose(*labels.dims)
+
+
+def _label_volume(volume) -> np.ndarray | da.Array:
+    """Face-connected labels of one (T, Y, X) mask, as int32; lazy if ``volume`` is."""
+    if isinstance(volume, da.Array):
+        numbered, _ = label_chunked(volume, connectivity=1)
+        return numbered.astype(np.int32)
+    return ndi.label(volume)[0].astype(np.int32)

@@ -7,16 +7,24 @@ plane, so memory does not grow with the number of time points.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import numpy as np
 import xarray as xr
 
-from nima_lessons.pipeline._background import BACKGROUND_METHODS, background
+from nima_lessons.io import select_channels
+from nima_lessons.pipeline._background import (
+    BACKGROUND_METHODS,
+    BACKGROUND_OPTIONS,
+    background,
+)
 from nima_lessons.pipeline._lift import check_dims
 from nima_lessons.pipeline._median import FOOTPRINTS, median
-from nima_lessons.pipeline._ratio import ratio
-from nima_lessons.pipeline._segment import THRESHOLD_METHODS, segment, select_channels
+from nima_lessons.pipeline._ratio import check_median_sizes, ratio
+from nima_lessons.pipeline._segment import MASK_CLEANUPS, THRESHOLD_METHODS, segment
 from nima_lessons.pipeline._shading import shading
+
+__all__ = ["IMAGE_DIMS", "PRESETS", "PipelineConfig", "run_pipeline"]
 
 IMAGE_DIMS = ("T", "C", "Z", "Y", "X")
 
@@ -29,43 +37,83 @@ class PipelineConfig:
     ----------
     median_radius : int or None
         Radius of the median filter applied to every plane; ``None`` or 0
-        skips it (nima: a radius-1 disk).
+        skips it (nima's ``--hotpixels``: a radius-1 disk; off by default).
     median_footprint : {"disk", "square"}
         Shape of the median neighbourhood.
-    background_method : {"li", "percentile", "sigma"}
-        Per-plane background estimator, see :func:`background`.
+    background_method : {"li", "percentile", "sigma", "li_adaptive", "li_li", "arcsinh", "adaptive", "entropy", "inverse_yen"}
+        Per-plane background estimator, see :func:`background`: this project's
+        "li", "percentile" and "sigma", or nima's methods ("li_adaptive" is
+        nima's default).
     background_percentile : float
         Percentile used by ``background_method="percentile"``.
+    background_block_size : int or None
+        Block of the local threshold of the "li_adaptive" and "adaptive"
+        methods, odd, in pixels (nima's ``--bg-adaptive-radius``); ``None``:
+        half the plane's width, made odd.
+    background_radius : int
+        Filter size of the "arcsinh" method and entropy disk radius of the
+        "entropy" method, in pixels (nima's ``--bg-radius``).
+    background_range_percent : float
+        "arcsinh" and "entropy": background is below this percentage of the
+        filtered image's range (nima's ``--bg-percentile``).
+    background_filter_percentile : float
+        Percentile of the "arcsinh" method's percentile filter (nima's
+        ``--bg-percentile-filter``).
     segment_method : {"yen", "li", "otsu"}
         Per-plane threshold used by :func:`segment`; "li" by default, as
         Yen's threshold can drop the dimmest cells when cell brightness
-        varies several-fold within a field.
+        varies several-fold within a field (nima uses "yen").
     min_size : int
-        Smallest cell kept, in pixels.
+        Smallest cell kept, in pixels (nima: 640).
+    mask_cleanup : {"fill_holes", "closing"}
+        After small objects are removed: fill the holes of the mask, or close
+        it morphologically with a 4-neighbour cross as nima does.
     watershed : bool
         Split touching cells.
+    labels_through_time : bool
+        Label the (T, Y, X) mask of each Z plane as one volume, as nima does,
+        so that a cell keeps its label at every time point (see
+        :func:`label_through_time`); ``False`` numbers each plane on its own.
+        Every time point's labels then depend on all time points: computing
+        or saving part of the result segments every plane. Cannot be
+        combined with ``watershed``.
     numerator, denominator : str
         Channels of the ratio image.
     ratio_smooth_radius : int or None
         Median radius applied to both ratio channels before dividing.
+    ratio_median_sizes : tuple of int
+        nima's smoothing of the ratio image itself: square median windows of
+        these odd sizes in turn, e.g. ``(7, 3)`` (see :func:`ratio`); empty:
+        none.
     """
 
     median_radius: int | None = 1
-    median_footprint: str = "disk"
-    background_method: str = "li"
+    median_footprint: Literal["disk", "square"] = "disk"
+    background_method: Literal[
+        "li", "percentile", "sigma",
+        "li_adaptive", "li_li", "arcsinh", "adaptive", "entropy", "inverse_yen",
+    ] = "li"  # fmt: skip
     background_percentile: float = 10.0
-    segment_method: str = "li"
+    background_block_size: int | None = None
+    background_radius: int = 10
+    background_range_percent: float = 10.0
+    background_filter_percentile: float = 80.0
+    segment_method: Literal["yen", "li", "otsu"] = "li"
     min_size: int = 20
+    mask_cleanup: Literal["fill_holes", "closing"] = "fill_holes"
     watershed: bool = False
+    labels_through_time: bool = False
     numerator: str = "G"
     denominator: str = "C"
     ratio_smooth_radius: int | None = None
+    ratio_median_sizes: tuple[int, ...] = ()
 
     def __post_init__(self):
         choices = {
             "median_footprint": FOOTPRINTS,
             "background_method": BACKGROUND_METHODS,
             "segment_method": tuple(THRESHOLD_METHODS),
+            "mask_cleanup": MASK_CLEANUPS,
         }
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
@@ -76,14 +124,56 @@ class PipelineConfig:
                 raise ValueError(f"{field} must be None or an integer >= 0, got {value!r}")
         if self.min_size < 0:
             raise ValueError(f"min_size must be >= 0 pixels, got {self.min_size}")
-        if not 0 <= self.background_percentile <= 100:
+        for field in ("background_percentile", "background_range_percent",
+                      "background_filter_percentile"):  # fmt: skip
+            if not 0 <= getattr(self, field) <= 100:
+                raise ValueError(f"{field} must be in [0, 100], got {getattr(self, field)}")
+        block = self.background_block_size
+        if block is not None and (not isinstance(block, (int, np.integer)) or block < 3
+                                  or block % 2 == 0):  # fmt: skip
             raise ValueError(
-                f"background_percentile must be in [0, 100], got {self.background_percentile}"
+                f"background_block_size must be None or an odd integer >= 3, got {block!r}"
             )
+        if not isinstance(self.background_radius, (int, np.integer)) or self.background_radius < 1:
+            raise ValueError(
+                f"background_radius must be an integer >= 1, got {self.background_radius!r}"
+            )
+        # A list from a command line or a JSON file becomes the hashable tuple.
+        sizes = check_median_sizes(self.ratio_median_sizes, "ratio_median_sizes")
+        object.__setattr__(self, "ratio_median_sizes", sizes)
+        if self.labels_through_time and self.watershed:
+            raise ValueError(
+                "labels_through_time labels the mask as a (T, Y, X) volume, which would join "
+                "again the cells watershed splits: choose one"
+            )
+
+    def background_options(self) -> dict:
+        """Keyword options of :func:`background` for the chosen method."""
+        return {
+            option: getattr(self, f"background_{option}")
+            for option in BACKGROUND_OPTIONS[self.background_method]
+            if hasattr(self, f"background_{option}")
+        }
 
 
 #: Named settings: ``PRESETS[name]`` is a complete :class:`PipelineConfig`.
-PRESETS: dict[str, PipelineConfig] = {"default": PipelineConfig()}
+#: "nima" reproduces nima 0.11's command line (``nima image.tif G R C``) with its
+#: defaults: no median, li_adaptive background, Yen threshold, objects of 640 px and
+#: more, closing, cells numbered through time, ratio images smoothed by medians 7 and 3.
+PRESETS: dict[str, PipelineConfig] = {
+    "default": PipelineConfig(),
+    "nima": PipelineConfig(
+        median_radius=None,
+        background_method="li_adaptive",
+        segment_method="yen",
+        min_size=640,
+        mask_cleanup="closing",
+        labels_through_time=True,
+        numerator="G",
+        denominator="C",
+        ratio_median_sizes=(7, 3),
+    ),
+}
 
 
 def run_pipeline(
@@ -138,14 +228,16 @@ def run_pipeline(
         corrected = shading(corrected, dark, flat)
     if config.median_radius:
         corrected = median(corrected, config.median_footprint, config.median_radius)
-    options = (
-        {"percentile": config.background_percentile}
-        if config.background_method == "percentile"
-        else {}
+    corrected, levels = background(
+        corrected, config.background_method, **config.background_options()
     )
-    corrected, levels = background(corrected, config.background_method, **options)
     labels = segment(
-        corrected, config.segment_method, min_size=config.min_size, watershed=config.watershed
+        corrected,
+        config.segment_method,
+        min_size=config.min_size,
+        watershed=config.watershed,
+        cleanup=config.mask_cleanup,
+        through_time=config.labels_through_time,
     )
     ratios = ratio(
         corrected,
@@ -153,6 +245,7 @@ def run_pipeline(
         config.denominator,
         mask=labels,
         smooth_radius=config.ratio_smooth_radius,
+        median_sizes=config.ratio_median_sizes,
     )
     result = xr.Dataset(
         {

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.ndimage as ndi
 import skimage.measure
 import xarray as xr
 
@@ -69,3 +70,34 @@ def test_mismatched_labels_are_refused():
         measure(im, labels.isel(T=slice(0, 2)))
     with pytest.raises(ValueError, match=r"\['Q'\]"):
         measure(im, labels, numerator="Q")
+
+
+def test_ratio_image_medians_equal_scipy_medians_per_label():
+    im, labels = make_data(np.random.default_rng(4))
+    ratio_g_c = im.sel(C="G") / im.sel(C="C")
+    ratio_c_r = (im.sel(C="C") / im.sel(C="R")).where(labels != 4)  # NaN inside cell 4
+    table = measure(
+        im.chunk({"T": 1, "C": 1}), labels.chunk({"T": 1}),
+        ratio_image={"r_pH": ratio_g_c.chunk({"T": 1}), "r_cl": ratio_c_r},
+        ratios={"r_cl": ("C", "R"), "r_pH": ("G", "C")},
+    )  # fmt: skip
+    assert list(table.columns[-4:]) == ["r_cl", "r_pH", "r_pH_median", "r_cl_median"]
+    for _, row in table.iterrows():
+        t, cell = int(row["T"]), int(row["label"])
+        inside = labels.values[t, 0] == cell
+        assert row["r_pH_median"] == pytest.approx(
+            ndi.median(ratio_g_c.values[t, 0], labels.values[t, 0], cell)
+        )
+        expected_cl = np.nanmedian(ratio_c_r.values[t, 0][inside]) if cell != 4 else np.nan
+        np.testing.assert_allclose(row["r_cl_median"], expected_cl)
+        assert row["r_cl"] == pytest.approx(row["mean_C"] / row["mean_R"])
+
+
+def test_single_ratio_image_gives_ratio_median():
+    im, labels = make_data(np.random.default_rng(5))
+    table = measure(im, labels, ratio_image=im.sel(C="G") / im.sel(C="C"))
+    assert table.columns[-1] == "ratio_median"
+    with pytest.raises(ValueError, match="ratio_image 'ratio_median'"):
+        measure(im, labels, ratio_image=im.sel(C="G").isel(T=slice(0, 2)))
+    with pytest.raises(TypeError, match="ratio_image"):
+        measure(im, labels, ratio_image=np.zeros(3))

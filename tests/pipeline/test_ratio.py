@@ -51,3 +51,25 @@ def test_unknown_channel_lists_the_available_ones():
     im = make_image(np.random.default_rng(3))
     with pytest.raises(ValueError, match=r"denominator.*\['Y'\].*\['G', 'R', 'C'\]"):
         ratio(im, "G", "Y")
+
+
+def test_nima_smoothing_medians_the_ratio_image_with_windows_7_then_3():
+    im = make_image(np.random.default_rng(4))
+    mask = xr.DataArray(np.zeros((2, 1, 10, 12), np.int32), dims=("T", "Z", "Y", "X"))
+    mask[:, :, 2:9, 3:11] = 1
+    lazy = ratio(im.chunk({"T": 1, "C": 1}), "C", "R", mask=mask, median_sizes=(7, 3))
+    values = lazy.values
+    for t in range(2):
+        # nima's d_ratio: division, non-finite -> 0, scipy medians of size 7 then 3
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = im.values[t, 2, 0] / im.values[t, 1, 0]
+        smoothed = ndi.median_filter(ndi.median_filter(np.nan_to_num(raw, nan=0.0), 7), 3)
+        inside = mask.values[t, 0] > 0
+        np.testing.assert_array_equal(values[t, 0][inside], smoothed[inside])
+        assert np.isnan(values[t, 0][~inside]).all()
+
+
+@pytest.mark.parametrize("sizes", [(4,), (0,), (7, -3), ("7",)])
+def test_median_sizes_must_be_odd_positive_integers(sizes):
+    with pytest.raises(ValueError, match="odd window sizes"):
+        ratio(make_image(np.random.default_rng(5)), median_sizes=sizes)

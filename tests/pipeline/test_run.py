@@ -8,9 +8,16 @@ import pytest
 import tifffile
 
 from nima_lessons import io
-from nima_lessons.pipeline import PipelineConfig, PlaneRechunkWarning, measure, run_pipeline, save
-from nima_lessons.store import open_result
 from nima_lessons.course.synthetic import ratiometric_timelapse
+from nima_lessons.pipeline import (
+    PRESETS,
+    PipelineConfig,
+    PlaneRechunkWarning,
+    measure,
+    run_pipeline,
+    save,
+)
+from nima_lessons.store import open_result
 
 N_T, SHAPE, N_CELLS = 3, (144, 144), 9
 
@@ -93,9 +100,10 @@ def test_reading_and_streaming_one_time_point(data, tmp_path, monkeypatch):
     reads = collections.Counter()
     original = io._read_tiff_page
 
-    def counting(path, index):
-        reads[path] += 1
-        return original(path, index)
+    def counting(source, key):
+        path, _ = key  # a folder source reads (file, plane) pairs
+        reads[str(path)] += 1
+        return original(source, key)
 
     monkeypatch.setattr(io, "_read_tiff_page", counting)
     im = io.read_image(tmp_path, channels={"0": "G", "1": "R", "2": "C"})
@@ -140,6 +148,13 @@ def test_options_without_shading_and_median(data):
         ({"median_radius": -1}, "median_radius"),
         ({"min_size": -3}, "min_size"),
         ({"background_percentile": 120}, "background_percentile"),
+        ({"background_method": "li_median"}, "background_method"),
+        ({"background_block_size": 100}, "background_block_size"),
+        ({"background_radius": 0}, "background_radius"),
+        ({"background_range_percent": -1}, "background_range_percent"),
+        ({"mask_cleanup": "erode"}, "mask_cleanup"),
+        ({"ratio_median_sizes": (7, 4)}, "ratio_median_sizes"),
+        ({"labels_through_time": True, "watershed": True}, "watershed"),
     ],
 )
 def test_bad_config_is_named(kwargs, message):
@@ -156,3 +171,50 @@ def test_bad_inputs(data):
         run_pipeline(data.image, config={"median_radius": 1})
     with pytest.raises(TypeError, match="DataArray"):
         run_pipeline(data.image.values)
+
+
+def test_nima_preset_is_nima_command_line_defaults():
+    nima = PRESETS["nima"]
+    assert nima.median_radius is None and nima.background_method == "li_adaptive"
+    assert (nima.segment_method, nima.min_size, nima.mask_cleanup) == ("yen", 640, "closing")
+    assert nima.labels_through_time and nima.ratio_median_sizes == (7, 3)
+    assert nima.background_options() == {"block_size": None}
+    assert PipelineConfig(ratio_median_sizes=[5]).ratio_median_sizes == (5,)
+
+
+def test_cells_keep_their_label_through_time(data, lazy_image):
+    config = PipelineConfig(labels_through_time=True)
+    with dask.config.set(scheduler=refuse):
+        result = run_pipeline(lazy_image, data.dark, data.flat, config)
+    computed = result.compute()
+    table = measure(computed.image, computed.labels, ratio_image=computed.ratio)
+    truth = data.truth.set_index(["T", "label"])["ratio"]
+    measured = table.set_index(["T", "label"])
+    # the true cells do not move: each is found under one label at every time point
+    labels_of_cells = [match_cells(data.labels.values[0], computed.labels.values[t, 0])
+                       for t in range(N_T)]  # fmt: skip
+    assert all(found == labels_of_cells[0] for found in labels_of_cells)
+    assert sorted(labels_of_cells[0].values()) == list(range(1, N_CELLS + 1))
+    for t in range(N_T):
+        for cell, label in labels_of_cells[0].items():
+            assert measured.loc[(t, label), "ratio"] == pytest.approx(truth[(t, cell)], rel=0.02)
+            assert measured.loc[(t, label), "ratio_median"] == pytest.approx(
+                truth[(t, cell)], rel=0.03
+            )
+
+
+def test_nima_options_flow_into_the_steps(data):
+    image = data.image.isel(T=[0, 1])
+    config = PipelineConfig(
+        median_radius=None, background_method="li_adaptive", background_block_size=31,
+        mask_cleanup="closing", ratio_median_sizes=(3,), min_size=50,
+    )  # fmt: skip
+    result = run_pipeline(image, config=config).compute()
+    from nima_lessons.pipeline import background, ratio, segment
+
+    subtracted, levels = background(image, "li_adaptive", block_size=31)
+    np.testing.assert_array_equal(result.background.values, levels.values)
+    labels = segment(subtracted, "li", min_size=50, cleanup="closing")
+    np.testing.assert_array_equal(result.labels.values, labels.values)
+    expected = ratio(subtracted, "G", "C", mask=labels, median_sizes=(3,))
+    np.testing.assert_array_equal(result.ratio.values, expected.values)

@@ -7,6 +7,7 @@ import scipy.ndimage as ndi
 import scipy.stats
 import skimage.filters
 import skimage.measure
+import skimage.morphology
 import xarray as xr
 
 from nima_lessons.pipeline import segment, segment_plane
@@ -93,3 +94,64 @@ def test_channel_subset_and_errors():
         segment(im, "triangle")
     with pytest.raises(ValueError, match="min_size"):
         segment(im, min_size=-1)
+
+
+def test_closing_cleanup_equals_skimage_closing():
+    im = blobs_image(3)
+    result = segment(im.chunk({"T": 1, "C": 1, "Z": 1}), "yen", min_size=12, cleanup="closing")
+    for t in range(2):
+        for z in range(2):
+            combined = scipy.stats.gmean(im.values[t, :, z], axis=0)
+            mask = combined > skimage.filters.threshold_yen(combined)
+            mask = skimage.morphology.remove_small_objects(mask, max_size=11)
+            expected = skimage.measure.label(skimage.morphology.closing(mask), connectivity=1)
+            np.testing.assert_array_equal(result.values[t, z], expected)
+
+
+def moving_cells(n_t=4, shape=(40, 50)):
+    """Two discs drifting right; a third appears at T=2; channels G and C."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    data = np.full((n_t, 2, 2, *shape), 5.0)
+    for t in range(n_t):
+        for cy, cx in ((12, 8 + 2 * t), (28, 30 + 2 * t)):
+            data[t, :, :, (yy - cy) ** 2 + (xx - cx) ** 2 <= 30] = 200.0
+        if t >= 2:
+            data[t, :, 1, (yy - 30) ** 2 + (xx - 8) ** 2 <= 20] = 150.0  # only in Z=1
+    return xr.DataArray(data, dims=DIMS, coords={"C": ["G", "C"]})
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_through_time_labels_equal_scipy_on_the_txy_volume(lazy):
+    im = moving_cells()
+    source = im.chunk({"T": 1, "C": 1, "Z": 1}) if lazy else im
+    linked = segment(source, "otsu", min_size=5, through_time=True)
+    assert linked.dims == ("T", "Z", "Y", "X") and linked.dtype == np.int32
+    assert (linked.chunks is not None) == lazy
+    per_plane = segment(im, "otsu", min_size=5).values
+    for z in range(2):
+        expected, _ = ndi.label(per_plane[:, z] > 0)  # nima's labelling of the volume
+        np.testing.assert_array_equal(linked.values[:, z], expected)
+    # each cell keeps its number: the same label sits on the disc at every time point
+    assert {int(linked.values[t, 0, 12, 8 + 2 * t]) for t in range(4)} == {1}
+    assert sorted(np.unique(linked.values[3, 1]).tolist()) == [0, 1, 2, 3]
+
+
+def test_through_time_builds_without_computing():
+    im = moving_cells().chunk({"T": 1, "C": 1, "Z": 1})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed while building")
+
+    with dask.config.set(scheduler=refuse):
+        linked = segment(im, "otsu", min_size=5, through_time=True)
+    assert linked.chunks == ((1,) * 4, (1, 1), (40,), (50,))
+
+
+def test_through_time_refuses_watershed_and_missing_time():
+    im = moving_cells()
+    with pytest.raises(ValueError, match="watershed"):
+        segment(im, "otsu", watershed=True, through_time=True)
+    with pytest.raises(ValueError, match="T dim"):
+        segment(im.isel(T=0), "otsu", through_time=True)
+    with pytest.raises(ValueError, match="cleanup"):
+        segment(im, "otsu", cleanup="open")

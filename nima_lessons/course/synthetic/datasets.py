@@ -14,6 +14,7 @@ import tifffile
 import zarr
 
 from nima_lessons.config import data_dir, progress_enabled, size_name, size_preset
+from nima_lessons.course.nima_sample import ensure_nima_sample
 from nima_lessons.course.synthetic._validate import check_seed
 from nima_lessons.course.synthetic.nuclei_zarr import open_nuclei_zarr, write_nuclei_zarr
 from nima_lessons.course.synthetic.ratiometric import open_ratiometric, write_ratiometric
@@ -169,8 +170,10 @@ def ensure_dataset(
 
     Parameters
     ----------
-    name : {"nuclei", "timelapse", "ratiometric"}
-        Which dataset.
+    name : {"nuclei", "timelapse", "ratiometric", "nima-sample"}
+        Which dataset. "nima-sample" is real data, the same for every size:
+        nima's sample time-lapse and nima's results, fetched from PyPI the
+        first time (see :func:`nima_lessons.course.nima_sample.ensure_nima_sample`).
     size : str, optional
         Size preset (``small``, ``workshop``, ``large``); default
         ``$NIMA_LESSONS_SIZE`` or ``"workshop"``.
@@ -198,6 +201,10 @@ def ensure_dataset(
         If something that does not match the request is at the dataset's
         path and ``overwrite`` is false.
     """
+    if name == "nima-sample":
+        if seed:
+            raise ValueError(f"nima-sample is real data and has no seed, got seed={seed}")
+        return ensure_nima_sample(root, overwrite=overwrite)
     path = dataset_path(name, root, size, seed)
     parameters = dataset_parameters(name, size, seed)
     if not overwrite and is_dataset_complete(name, path, parameters):

@@ -17,6 +17,7 @@ from ome_zarr.format import FormatV04
 from tqdm.dask import TqdmCallback
 
 from nima_lessons.config import progress_enabled
+from nima_lessons.io import ome_zarr_image
 from nima_lessons._atomic import atomic_path
 
 with warnings.catch_warnings():
@@ -192,9 +193,9 @@ def open_nuclei_zarr(path: str | os.PathLike) -> tuple[da.Array, da.Array, int]:
     try:
         root = zarr.open_group(str(path), mode="r")
         count = int(root.attrs[ATTRS_KEY]["true_count"])
-        image_path = root.attrs["multiscales"][0]["datasets"][0]["path"]
+        image_path = ome_zarr_image(root, path).array_path
         labels_group = root[f"labels/{LABEL_NAME}"]
-        labels_path = labels_group.attrs["multiscales"][0]["datasets"][0]["path"]
+        labels_path = ome_zarr_image(labels_group, path / "labels" / LABEL_NAME).array_path
     except (KeyError, TypeError, ValueError, IndexError, FileNotFoundError) as error:
         raise ValueError(
             f"{path} is not a complete nuclei store: expected an OME-Zarr image with "

@@ -20,6 +20,7 @@ from ome_zarr.format import FormatV04
 from tqdm.auto import tqdm
 
 from nima_lessons.config import progress_enabled
+from nima_lessons.io import ome_zarr_image
 from nima_lessons._atomic import atomic_path
 
 from nima_lessons.course.synthetic._validate import check_positive_int, check_seed, check_shape
@@ -411,8 +412,9 @@ def open_ratiometric(folder: str | os.PathLike) -> RatiometricData:
         raise FileNotFoundError(f"{folder} is not a ratiometric dataset: missing {missing}")
     root = zarr.open_group(str(folder / "image.zarr"), mode="r")
     record = root.attrs["nima_lessons"]
-    channels = [channel["label"] for channel in root.attrs["omero"]["channels"]]
-    image = da.from_zarr(root["0"])
+    metadata = ome_zarr_image(root, folder / "image.zarr")
+    channels = list(metadata.channels or CHANNELS)
+    image = da.from_zarr(root[metadata.array_path])
     dark = tifffile.imread(folder / "dark.tif")
     flat = tifffile.imread(folder / "flat.tif")
     return RatiometricData(
