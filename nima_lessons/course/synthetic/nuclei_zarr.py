@@ -16,16 +16,16 @@ import zarr
 from ome_zarr.format import FormatV04
 from tqdm.dask import TqdmCallback
 
-from nima_lessons.config import progress_enabled
 from nima_lessons._atomic import atomic_path
+from nima_lessons.config import progress_enabled
+from nima_lessons.counting import NUCLEI_THRESHOLD
 
 with warnings.catch_warnings():
     # ome-zarr's module evaluates a deprecated default argument at import time
     warnings.simplefilter("ignore", DeprecationWarning)
     from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
-from nima_lessons.course.synthetic._validate import check_chunks, check_shape
+from nima_lessons.course.synthetic._validate import check_chunks
 from nima_lessons.course.synthetic.nuclei import (
-    NUCLEI_THRESHOLD,
     NucleiLayout,
     nuclei_layout,
     render_nuclei,
