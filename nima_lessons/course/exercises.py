@@ -1106,7 +1106,7 @@ def _judge_sweep(values, expected, pieces, shape) -> Feedback:
         True,
         "right at every tile size ("
         + ", ".join(f"{tile} px: {error:+d}" for tile, error in expected.items())
-        + f"). Error x tile size stays between {low:,} and {high:,}: the error falls as "
-        "1 / tile size, because the number of nuclei cut by a tile border grows with the "
-        "length of the borders, which for tiles of t px is 2 / t px of border per px^2 of image.",
+        + f"). Error x tile size stays between {low:,} and {high:,}: the error falls about as "
+        "1 / tile size, because every nucleus a tile border cuts is counted once more, and the "
+        "borders of tiles of t px are about 2 / t px long per px^2 of image.",
     )
