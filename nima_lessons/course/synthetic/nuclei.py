@@ -19,6 +19,7 @@ from nima_lessons.course.synthetic._validate import check_seed, check_shape
 
 __all__ = [
     "HALO_PX",
+    "LAYOUT",
     "NUCLEI_THRESHOLD",
     "NucleiImage",
     "NucleiLayout",
@@ -28,6 +29,9 @@ __all__ = [
     "render_nuclei",
 ]
 
+#: How the nuclei are placed; stores record it, so that one made by an older generator
+#: (nuclei on a lattice) is told apart.
+LAYOUT = "random sequential placement"
 #: How far a nucleus's light reaches beyond the circle of its semi-major axis;
 #: further out the image is background. Halos of two nuclei never overlap, so
 #: nuclei (at most 30 px across) are always at least ``2 * HALO_PX`` apart.

@@ -26,6 +26,7 @@ with warnings.catch_warnings():
     from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 from nima_lessons.course.synthetic._validate import check_chunks
 from nima_lessons.course.synthetic.nuclei import (
+    LAYOUT,
     NucleiLayout,
     nuclei_layout,
     render_nuclei,
@@ -90,9 +91,10 @@ def write_nuclei_zarr(
     for viewers; the labels are the label image ``labels/nuclei`` (full
     resolution at ``labels/nuclei/0``); the true count is in the root
     attributes, ``attrs["nima_lessons"]["true_count"]``, next to the seed,
-    shape and segmentation threshold. Each chunk is rendered, written and
-    released, so memory use does not grow with the image; the store appears
-    under its final name only when complete.
+    shape, segmentation threshold and how the nuclei were placed
+    (:data:`~nima_lessons.course.synthetic.nuclei.LAYOUT`). Each chunk is
+    rendered, written and released, so memory use does not grow with the
+    image; the store appears under its final name only when complete.
 
     Parameters
     ----------
@@ -158,6 +160,7 @@ def write_nuclei_zarr(
             "shape": list(layout.shape),
             "chunks": list(chunks),
             "threshold": NUCLEI_THRESHOLD,
+            "layout": LAYOUT,
         }
     return Path(path)
 
