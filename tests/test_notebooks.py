@@ -1,12 +1,13 @@
 """Stored notebooks are fresh, complete and shaped like lessons.
 
 nbval re-runs every notebook and compares outputs; these checks catch what it
-cannot: stale or partial stored outputs, missing objectives, unhidden solutions.
+cannot: stale or partial stored outputs, missing objectives, exercises solved by Run All.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,16 +55,53 @@ def test_lesson_has_objectives_and_summary(path):
     assert any("summary" in m for m in markdown[-3:]), f"{path.name}: no summary at the end"
 
 
+SOLUTIONS = NOTEBOOKS[0].parent / "solutions"
+LOAD_LINE = re.compile(r"^# %load (solutions/(\d\d)_[a-z0-9_]+\.py)$")
+
+
+def output_text(cell: dict) -> str:
+    """Everything a code cell's stored outputs show, as text."""
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append("".join(output.get("text", "")))
+        for kind in ("text/plain", "text/html"):
+            parts.append("".join(output.get("data", {}).get(kind, "")))
+    return "\n".join(parts)
+
+
+def solution_loads(nb: dict) -> list[re.Match]:
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    return [m for c in cells if (m := LOAD_LINE.match(text_of(c).strip()))]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_exercise_solutions_are_hidden_and_checked(path):
+def test_run_all_leaves_every_exercise_unsolved(path):
+    # Solutions load only on request (`# %load`, commented), so running every cell checks
+    # the untouched answer cells: each checker says "not yet solved", and no solution code
+    # or answer value is stored in the notebook.
     cells = load(path)["cells"]
+    checks = [
+        i for i, c in enumerate(cells)
+        if c["cell_type"] == "code" and text_of(c).lstrip().startswith("exercises.check_")
+    ]
+    for index in checks:
+        shown = output_text(cells[index])
+        assert "Not yet solved" in shown, f"{path.name}: checker cell {index} shows {shown[:80]!r}"
+        following = [text_of(c).strip() for c in cells[index + 1 : index + 3]]
+        assert any(LOAD_LINE.match(text) for text in following), (
+            f"{path.name}: checker cell {index} is not followed by a `# %load solutions/...` cell"
+        )
     for index, cell in enumerate(cells):
-        if "solution" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        assert cell["metadata"].get("jupyter", {}).get("source_hidden"), (
-            f"{path.name}: solution cell {index} is not hidden"
+        assert "solution" not in cell.get("metadata", {}).get("tags", []), (
+            f"{path.name}: cell {index} is a stored solution; solutions live in {SOLUTIONS.name}/"
         )
-        following = "".join(text_of(c) for c in cells[index + 1 : index + 3])
-        assert "exercises.check_" in following, (
-            f"{path.name}: solution cell {index} is not followed by a checker call"
-        )
+        assert "Correct:" not in output_text(cell), f"{path.name}: cell {index} shows a solved check"
+    for match in solution_loads(load(path)):
+        assert match.group(2) == path.name[:2], f"{path.name} loads {match.group(1)}"
+        assert (path.parent / match.group(1)).is_file(), f"{path.name}: no {match.group(1)}"
+
+
+def test_every_solution_file_is_loaded_by_its_lesson():
+    loaded = {m.group(1) for p in NOTEBOOKS for m in solution_loads(load(p))}
+    files = {f"solutions/{p.name}" for p in SOLUTIONS.glob("*.py")}
+    assert files and files == loaded

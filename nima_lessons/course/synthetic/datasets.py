@@ -16,6 +16,7 @@ import zarr
 from nima_lessons.config import data_dir, progress_enabled, size_name, size_preset
 from nima_lessons.course.nima_sample import ensure_nima_sample
 from nima_lessons.course.synthetic._validate import check_seed
+from nima_lessons.course.synthetic.nuclei import LAYOUT
 from nima_lessons.course.synthetic.nuclei_zarr import open_nuclei_zarr, write_nuclei_zarr
 from nima_lessons.course.synthetic.ratiometric import open_ratiometric, write_ratiometric
 from nima_lessons.course.synthetic.timelapse import FILE_PATTERN, write_tiff_timelapse
@@ -231,6 +232,7 @@ def _nuclei_matches(path: Path, parameters: dict) -> bool:
         tuple(record["shape"]) == parameters["shape"]
         and tuple(record["chunks"]) == parameters["chunks"]
         and record["seed"] == parameters["seed"]
+        and record.get("layout") == LAYOUT  # not a store of an older generator
         and image.shape == parameters["shape"]
     )
 

@@ -16,17 +16,18 @@ import zarr
 from ome_zarr.format import FormatV04
 from tqdm.dask import TqdmCallback
 
-from nima_lessons.config import progress_enabled
-from nima_lessons.io import ome_zarr_image
 from nima_lessons._atomic import atomic_path
+from nima_lessons.config import progress_enabled
+from nima_lessons.counting import NUCLEI_THRESHOLD
+from nima_lessons.io import ome_zarr_image
 
 with warnings.catch_warnings():
     # ome-zarr's module evaluates a deprecated default argument at import time
     warnings.simplefilter("ignore", DeprecationWarning)
     from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
-from nima_lessons.course.synthetic._validate import check_chunks, check_shape
+from nima_lessons.course.synthetic._validate import check_chunks
 from nima_lessons.course.synthetic.nuclei import (
-    NUCLEI_THRESHOLD,
+    LAYOUT,
     NucleiLayout,
     nuclei_layout,
     render_nuclei,
@@ -91,9 +92,10 @@ def write_nuclei_zarr(
     for viewers; the labels are the label image ``labels/nuclei`` (full
     resolution at ``labels/nuclei/0``); the true count is in the root
     attributes, ``attrs["nima_lessons"]["true_count"]``, next to the seed,
-    shape and segmentation threshold. Each chunk is rendered, written and
-    released, so memory use does not grow with the image; the store appears
-    under its final name only when complete.
+    shape, segmentation threshold and how the nuclei were placed
+    (:data:`~nima_lessons.course.synthetic.nuclei.LAYOUT`). Each chunk is
+    rendered, written and released, so memory use does not grow with the
+    image; the store appears under its final name only when complete.
 
     Parameters
     ----------
@@ -159,6 +161,7 @@ def write_nuclei_zarr(
             "shape": list(layout.shape),
             "chunks": list(chunks),
             "threshold": NUCLEI_THRESHOLD,
+            "layout": LAYOUT,
         }
     return Path(path)
 

@@ -41,6 +41,7 @@ def test_metadata_is_ome_ngff(store):
     record = root.attrs["nima_lessons"]
     assert record["seed"] == 4 and record["shape"] == list(SHAPE)
     assert record["threshold"] == NUCLEI_THRESHOLD
+    assert record["layout"] == "random sequential placement"
     multiscales = root.attrs["multiscales"][0]
     assert multiscales["version"] == "0.4"
     assert [axis["name"] for axis in multiscales["axes"]] == ["y", "x"]
@@ -135,3 +136,17 @@ def test_open_missing_or_incomplete_store(tmp_path):
     zarr.open_group(str(tmp_path / "empty.zarr"), mode="w", zarr_format=2)
     with pytest.raises(ValueError, match="not a complete nuclei store"):
         open_nuclei_zarr(tmp_path / "empty.zarr")
+
+
+def test_a_store_of_the_older_lattice_generator_is_not_reused(tmp_path):
+    from nima_lessons.course.synthetic import is_complete
+
+    path = tmp_path / "nuclei.zarr"
+    write_nuclei_zarr(path, (200, 300), (100, 100), seed=0, progress=False)
+    parameters = {"shape": (200, 300), "chunks": (100, 100), "seed": 0}
+    assert is_complete("nuclei", path, parameters)
+    root = zarr.open_group(str(path), mode="r+")
+    record = dict(root.attrs["nima_lessons"])
+    del record["layout"]  # as the lattice generator wrote it
+    root.attrs["nima_lessons"] = record
+    assert not is_complete("nuclei", path, parameters)
