@@ -64,6 +64,7 @@ __all__ = [
     "move_into_place",
     "remove",
     "remove_leftovers",
+    "search_folders",
     "temporary_sibling",
     "write_lock",
 ]
@@ -73,6 +74,7 @@ TEMP_TAG = ".partial-"
 TRASH_TAG = ".old-"
 # Temporary siblings end with 8 hex digits (see temporary_sibling).
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)(?P<tag>\.partial-|\.old-)[0-9a-f]{8}$")
+_LOCK_FILE = re.compile(rf"^\.(?P<name>.+){re.escape(LOCK_SUFFIX)}$")
 _LOCK_ATTEMPTS = 20
 
 # Locks this process holds: absolute target -> [thread id, depth], so that a
@@ -580,29 +582,39 @@ def remove_leftovers(target: str | os.PathLike) -> list[Path]:
 
 
 def leftovers_in(folders: Iterable[str | os.PathLike]) -> dict[Path, list[Path]]:
-    """Find interrupted writes in folders and their sub-folders.
-
-    Zarr stores and hidden folders are not searched: writes land beside a
-    store, never inside one.
+    """Find what interrupted writes left in folders and their sub-folders.
 
     Returns
     -------
     dict
-        ``{target: [leftover, ...]}``.
+        ``{target: [leftover, ...]}``: temporary siblings (see
+        :func:`find_leftovers`) and lock files (which a live writer may hold:
+        take the lock with :func:`write_lock` to find out).
     """
     found: dict[Path, list[Path]] = {}
-    for folder in folders:
-        for root, dirs, files in os.walk(folder):
-            names = set(dirs) | set(files)
-            dirs[:] = [
-                name
-                for name in dirs
-                if not name.startswith(".")
-                and not {"zarr.json", ".zgroup", ".zarray"} & set(os.listdir(Path(root, name)))
-            ]
-            for name in sorted(names):
-                match = _LEFTOVER.match(name)
-                if match:
-                    found.setdefault(Path(root, match["name"]), []).append(Path(root, name))
+    for root, names in search_folders(folders):
+        for name in names:
+            match = _LEFTOVER.match(name) or _LOCK_FILE.match(name)
+            if match:
+                found.setdefault(root / match["name"], []).append(root / name)
     return found
 
+
+def search_folders(folders: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, list[str]]]:
+    """Yield each folder below ``folders`` with the names of its entries, sorted.
+
+    Zarr stores and hidden folders are not entered: outputs and their
+    leftovers lie beside a store, never inside one.
+    """
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            yield Path(root), sorted(dirs + files)
+            dirs[:] = [
+                name
+                for name in sorted(dirs)
+                if not name.startswith(".") and not _is_zarr_store(Path(root, name))
+            ]
+
+
+def _is_zarr_store(folder: Path) -> bool:
+    return any((folder / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))

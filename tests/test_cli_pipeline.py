@@ -45,7 +45,7 @@ def test_pipeline_command_saves_the_result_and_table(data, tiff_folder, tmp_path
     truth = data.truth.sort_values("ratio")["ratio"].to_numpy()
     np.testing.assert_allclose(np.sort(cells["ratio"]), truth, rtol=0.02)
     assert "saved" in capsys.readouterr().out
-    assert cli.main(argv) == 2  # refuses to overwrite
+    assert cli.main(argv) == 3  # refuses to overwrite
     assert "already exists" in capsys.readouterr().err
     assert cli.main([*argv, "--overwrite"]) == 0
 

@@ -29,7 +29,7 @@ def test_nuclei_command_writes_and_refuses_to_overwrite(tmp_path, capsys):
     expected = nuclei_image((200, 300), seed=3)
     np.testing.assert_array_equal(image.compute(), expected.image)
     assert count == expected.count
-    assert main(args) == 2
+    assert main(args) == 3  # the output exists: refused
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
 
