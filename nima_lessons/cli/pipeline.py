@@ -328,12 +328,13 @@ def _report(args, config, image: xr.DataArray, output: Path, table: Path | None)
 
 def _input_paths(args: argparse.Namespace) -> dict[str, str]:
     """Every path the command reads, labelled by its option, for overlap checks."""
-    paths: dict[str, str] = {"--dark": args.dark, "--flat": args.flat}
+    paths: dict[str, str] = {}
     if glob.has_magic(args.input):
         for match in sorted(glob.glob(args.input)):
             paths[f"a file of INPUT ({match})"] = match
     else:
         paths["INPUT"] = args.input
+    paths.update({"--dark": args.dark, "--flat": args.flat})
     return {label: path for label, path in paths.items() if path}
 
 
