@@ -49,6 +49,7 @@ HTTP_ADDRESS = "127.0.0.1:0"
 LOOPBACK = "127.0.0.1"
 # Client states once the connection to the scheduler is gone.
 LOST_STATES = ("connecting", "closing", "closed", "failed")
+_UNSET = object()
 
 
 class SchedulerLostError(ConnectionError):
@@ -370,9 +371,17 @@ def use_scheduler(
             f"n_workers={n_workers} cannot be applied to the running cluster at {name}: "
             "scale that cluster itself (for example cluster.scale(n))"
         )
+    # A Client that fails to connect (a refused TLS handshake, say) can leave
+    # dask's scheduler setting pointing at it; put the settings back then.
+    settings = {key: dask.config.config.get(key, _UNSET) for key in ("scheduler", "shuffle")}
     try:
         client = Client(name, timeout=timeout_seconds, security=security)
     except (OSError, TypeError) as error:
+        for key, value in settings.items():
+            if value is _UNSET:
+                dask.config.config.pop(key, None)
+            else:
+                dask.config.config[key] = value
         hint = (
             " and the TLS certificates (--tls-ca-file, --tls-cert, --tls-key)"
             if name.startswith("tls://")
