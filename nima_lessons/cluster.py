@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 import dask
 import dask.local
@@ -170,6 +170,7 @@ def contained_pool() -> Iterator[None]:
     :func:`compute_contained`.
     """
     scheduler = dask.base.get_scheduler()
+    pool: Executor
     if scheduler is dask.multiprocessing.get:
         pool = _new_process_pool(None)
     elif scheduler in (None, dask.threaded.get):
@@ -381,7 +382,7 @@ def use_scheduler(
             if value is _UNSET:
                 dask.config.config.pop(key, None)
             else:
-                dask.config.config[key] = value
+                dask.config.set({key: value})
         hint = (
             " and the TLS certificates (--tls-ca-file, --tls-cert, --tls-key)"
             if name.startswith("tls://")

@@ -56,6 +56,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import dask
 import numpy as np
@@ -521,6 +522,10 @@ def _check_same_save(
 ) -> None:
     """Refuse to resume (or to accept as done) a save of another result."""
     differences = _differences(saved.get("fingerprint") or {}, fingerprint)
+    # A result's attributes usually echo its settings: name them only when nothing
+    # else differs.
+    named = [entry for entry in differences if not entry[0].startswith("result attributes")]
+    differences = named or differences
     if layout is not None and saved.get("layout") != layout:
         differences.append(("result layout", "other variables, shapes, dtypes or chunks", None))
     if not differences:
@@ -568,7 +573,7 @@ def _netcdf_record(target: Path) -> dict | None:
         with xr.open_dataset(target, decode_cf=False) as opened:
             text = opened.attrs.get(NETCDF_ATTRIBUTE)
         record = json.loads(text) if isinstance(text, str) else None
-    except Exception:  # not netCDF, unreadable: not ours in any case
+    except Exception:  # noqa: BLE001 - not netCDF or unreadable: not ours in any case
         return None
     return record if isinstance(record, dict) and record.get("written_by") == WRITER else None
 
@@ -637,7 +642,7 @@ def _save_netcdf(
     return target
 
 
-def _refuse_foreign_file(target: Path) -> None:
+def _refuse_foreign_file(target: Path) -> NoReturn:
     if target.is_dir():
         raise NotOurOutputError(
             f"{target} is a folder, not a netCDF file written by nima-lessons; it is never "

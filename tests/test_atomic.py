@@ -33,19 +33,17 @@ def test_success_moves_into_place(tmp_path):
 
 def test_failure_leaves_nothing(tmp_path):
     target = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_data_is_kept_unless_asked(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("precious")
-    with pytest.raises(FileExistsError, match="out.txt.*overwrite"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("new")
+    with pytest.raises(FileExistsError, match="out.txt.*overwrite"), atomic_path(target) as tmp:
+        tmp.write_text("new")
     assert target.read_text() == "precious"
     with atomic_path(target, overwrite=True) as tmp:
         tmp.write_text("new")
@@ -56,10 +54,9 @@ def test_existing_data_is_kept_unless_asked(tmp_path):
 def test_failed_overwrite_keeps_the_old_data(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("precious")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(target, overwrite=True) as tmp:
-            tmp.write_text("partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(target, overwrite=True) as tmp:
+        tmp.write_text("partial")
+        raise KeyboardInterrupt
     assert target.read_text() == "precious"
 
 
@@ -145,9 +142,8 @@ def test_leftovers_of_killed_writes_are_removed_by_the_next_one(tmp_path):
 def test_a_result_renamed_aside_by_a_killed_swap_is_put_back(tmp_path):
     target = tmp_path / "out.txt"
     (tmp_path / ".out.txt.old-0123abcd").write_text("complete")  # killed between renames
-    with pytest.raises(FileExistsError):
-        with atomic_path(target):
-            pass
+    with pytest.raises(FileExistsError), atomic_path(target):
+        pass
     assert target.read_text() == "complete"
 
 

@@ -11,10 +11,10 @@ import tifffile
 from nima_lessons import cli
 from nima_lessons.cli import EXIT_CODES
 from nima_lessons.cli.pipeline import add_parser, build_config, parse_channels
+from nima_lessons.course.synthetic import ratiometric_timelapse
 from nima_lessons.pipeline import PipelineConfig
 from nima_lessons.pipeline.run import PRESETS
 from nima_lessons.store import is_complete, open_result
-from nima_lessons.course.synthetic import ratiometric_timelapse
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import os
 import socket
 import threading
 import urllib.error
-from pathlib import Path
 import urllib.request
+from pathlib import Path
 
 import dask
 import dask.array as da
@@ -208,7 +208,7 @@ def write_certificates(folder: Path) -> dict[str, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def build(subject: str, issuer: str, public_key, signing_key, ca: bool):
         builder = (
@@ -227,7 +227,8 @@ def write_certificates(folder: Path) -> dict[str, Path]:
         return builder.sign(signing_key, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = build("nima-lessons test CA", "nima-lessons test CA", ca_key.public_key(), ca_key, True)
+    ca_name = "nima-lessons test CA"
+    ca_cert = build(ca_name, ca_name, ca_key.public_key(), ca_key, True)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = build("127.0.0.1", "nima-lessons test CA", key.public_key(), ca_key, False)
     files = {"ca": folder / "ca.pem", "cert": folder / "cert.pem", "key": folder / "key.pem"}

@@ -17,7 +17,7 @@ import types
 import typing
 from collections.abc import Mapping
 
-__all__ = ["add_dataclass_options", "field_docs", "options_to_config", "option_name"]
+__all__ = ["add_dataclass_options", "field_docs", "option_name", "options_to_config"]
 
 NONE_WORDS = ("none", "None")
 _SECTION = re.compile(r"^(Attributes|Parameters)\n-+\n", re.MULTILINE)
@@ -191,7 +191,8 @@ def _argparse_options(hint, kind_text: str) -> dict:
         return {"action": argparse.BooleanOptionalAction}
     if origin is typing.Literal:
         choices = list(typing.get_args(hint))
-        return {"type": _parser(type(choices[0]), optional), "choices": _with_none(choices, optional)}
+        parse = _parser(type(choices[0]), optional)
+        return {"type": parse, "choices": _with_none(choices, optional)}
     if origin is tuple:
         items = [item for item in typing.get_args(hint) if item is not Ellipsis]
         item = items[0] if items else str
@@ -200,9 +201,9 @@ def _argparse_options(hint, kind_text: str) -> dict:
         return {"type": _parser(item, optional), "nargs": nargs, "metavar": item.__name__.upper()}
     base = hint if hint in (int, float, str) else str
     options: dict = {"type": _parser(base, optional)}
-    choices = _documented_choices(kind_text)
-    if choices:
-        options["choices"] = _with_none(choices, optional)
+    documented = _documented_choices(kind_text)
+    if documented:
+        options["choices"] = _with_none(documented, optional)
     else:
         options["metavar"] = base.__name__.upper()
     return options

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         removed += _clean(target, found)
     if not args.dry_run:
-        print(f"removed {removed} leftover{'s' if removed != 1 else ''} in {len(folders)} folder(s)")
+        plural = "s" if removed != 1 else ""
+        print(f"removed {removed} leftover{plural} in {len(folders)} folder(s)")
     return 0
 
 

@@ -194,9 +194,12 @@ def run_mandelbrot(args: argparse.Namespace) -> int:
 
 def run_all(args: argparse.Namespace) -> int:
     """Generate (or keep, when complete) every on-disk dataset of the chosen preset."""
-    from nima_lessons.course.synthetic import DATASETS, ensure_dataset
-
-    from nima_lessons.course.synthetic import dataset_parameters, dataset_path
+    from nima_lessons.course.synthetic import (
+        DATASETS,
+        dataset_parameters,
+        dataset_path,
+        ensure_dataset,
+    )
     from nima_lessons.course.synthetic.datasets import is_complete
 
     root = args.out or data_dir()
@@ -308,6 +311,6 @@ def script_main(generator: str, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(runner(args) or 0)
-    except (Exception, KeyboardInterrupt) as error:
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - one line, a status
         print(f"{parser.prog}: error: {str(error) or 'interrupted'}", file=sys.stderr)
         return exit_code(error)

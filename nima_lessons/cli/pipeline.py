@@ -293,7 +293,7 @@ def _run_locked(args, config, scheduler, security, output: Path, table: Path | N
         scheduler, n_workers=args.workers, dashboard=args.dashboard, security=security
     ) as client:
         if args.dashboard and client is not None:
-            print(f"dask dashboard: {client.dashboard_link}", flush=True)
+            print(f"dask dashboard: {getattr(client, 'dashboard_link', None)}", flush=True)
         save(
             result,
             output,
@@ -305,7 +305,8 @@ def _run_locked(args, config, scheduler, security, output: Path, table: Path | N
         if already:
             print(f"{output} is already complete with these inputs and settings; nothing to do")
         else:
-            print(f"saved {', '.join(result.data_vars)} {dict(image.sizes)} to {output}")
+            names = ", ".join(map(str, result.data_vars))
+            print(f"saved {names} {dict(image.sizes)} to {output}")
         _report(args, config, image, output, table)
 
 
@@ -375,7 +376,7 @@ def _with_nonfinite_counts(result: xr.Dataset, image: xr.DataArray) -> xr.Datase
     Counted while the pipeline reads each plane, so the input is read once.
     """
     if np.issubdtype(image.dtype, np.inexact):
-        counts = (~np.isfinite(image)).sum(("Y", "X")).astype(np.int64)
+        counts = (~xr.ufuncs.isfinite(image)).sum(dim=("Y", "X")).astype(np.int64)
     else:  # integers are always finite
         counts = xr.zeros_like(image.isel(Y=0, X=0, drop=True), dtype=np.int64)
     counts.attrs["description"] = "NaN or infinite pixels of the input, per plane"
@@ -403,7 +404,7 @@ def _mark_nonfinite_cells(cells, image: xr.DataArray, labels: xr.DataArray, coun
 
     keys = [column for column in ("T", "Z", "label") if column in cells.columns]
     if int(counts.sum()) > 0:
-        bad = (~np.isfinite(image)).any("C").astype(np.float64)
+        bad = (~xr.ufuncs.isfinite(image)).any(dim="C").astype(np.float64)
         bad = bad.expand_dims(C=["bad"], axis=1).assign_coords(T=labels["T"].values)
         per_cell = measure(bad, labels, None, None)
         per_cell[NONFINITE_COLUMN] = np.rint(per_cell["mean_bad"] * per_cell["area"])

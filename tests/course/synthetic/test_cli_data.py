@@ -1,5 +1,6 @@
 """Tests of ``nima-lessons data`` and of the data_scripts wrappers."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -102,7 +103,7 @@ def test_script_writes_data(tmp_path):
 
 
 def test_data_all_says_kept_for_complete_datasets(tmp_path, capsys, monkeypatch):
-    import nima_lessons.course.synthetic as synthetic
+    from nima_lessons.course import synthetic
 
     monkeypatch.setattr(synthetic, "DATASETS", {"timelapse": "timelapse"})
     argv = ["data", "all", "--size", "small", "--out", str(tmp_path), "--no-progress"]
@@ -118,8 +119,8 @@ def test_data_all_says_kept_for_complete_datasets(tmp_path, capsys, monkeypatch)
 
 def test_killed_generator_leaves_a_temporary_that_the_next_run_removes(tmp_path):
     out = tmp_path / "n.zarr"
-    argv = [sys.executable, "-c", "import sys; from nima_lessons.cli import main; "
-            "sys.exit(main(sys.argv[1:]))", "data", "nuclei", "--shape", "4000", "4000",
+    main_code = "import sys; from nima_lessons.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", main_code, "data", "nuclei", "--shape", "4000", "4000",
             "--chunks", "100", "100", "--out", str(out), "--no-progress"]  # fmt: skip
     writer = subprocess.Popen(argv)
     try:
@@ -147,14 +148,14 @@ def test_clean_removes_leftovers_but_not_live_writes_or_resumable_saves(tmp_path
     killed.mkdir()
     (killed / "zarr.json").write_text("{}")
     stale_lock = data / "small" / ".nuclei.zarr.lock"
-    stale_lock.write_text('{"pid": 999999999, "host": "%s"}' % socket.gethostname())
+    stale_lock.write_text(json.dumps({"pid": 999_999_999, "host": socket.gethostname()}))
     busy = data / "busy.tif"
     busy_leftover = data / ".busy.tif.partial-00ff00ff"
     busy_leftover.write_text("being written")
     result = xr.Dataset({"v": (("T",), da.arange(4, chunks=1))})
     with pytest.raises(RuntimeError):
-        save(result.assign(v=result["v"].copy(data=result["v"].data.map_blocks(_fail_at_2, dtype=int))),
-             data / "result.zarr")  # fmt: skip
+        failing = result["v"].data.map_blocks(_fail_at_2, dtype=int)
+        save(result.assign(v=result["v"].copy(data=failing)), data / "result.zarr")
     assert partial_path(data / "result.zarr").exists()
     held, release = threading.Event(), threading.Event()
 
