@@ -482,3 +482,25 @@ def test_result_of_the_command_matches_the_library(data, inputs, tmp_path):
         "fingerprint"
     ]["--median-radius"] == 1
     assert isinstance(stored, xr.Dataset)
+
+
+LIMITED_DISK_CLI = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+from nima_lessons.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_on_a_netcdf_output_is_one_line_with_status_5(inputs, tmp_path):
+    # No file may grow past 20 kB: the netCDF library then fails as on a full disk.
+    argv = [sys.executable, "-c", LIMITED_DISK_CLI, *command(inputs, tmp_path / "out.nc")]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 5, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"could not write {tmp_path / 'out.nc'}: NetCDF: HDF error" in lines[0]
+    assert "MiB free on its disk" in lines[0] and "nothing was kept" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -451,6 +451,7 @@ def test_a_second_writer_fails_at_once_and_the_first_is_unaffected(
         assert tree_bytes(target) == tree_bytes(single)
 
 
+@pytest.mark.slow
 def test_killed_writer_lock_is_taken_over_with_a_warning_naming_it(tmp_path):
     target = tmp_path / "result.zarr"
     writer = start_writer(target, gate=str(tmp_path / "never"))
@@ -631,6 +632,7 @@ except WriteError as error:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "limit_at"), [("result.zarr", 3), ("result.nc", 0)])
 def test_a_full_disk_gives_one_clear_error_and_keeps_what_can_be_resumed(tmp_path, name, limit_at):
     target = tmp_path / name
@@ -669,6 +671,7 @@ with dask.config.set(scheduler="threads", num_workers=2):
 """
 
 
+@pytest.mark.slow
 def test_killed_netcdf_write_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     target = tmp_path / "result.nc"
     script = SLOW_NETCDF.format(tests=str(Path(__file__).parent), target=str(target),

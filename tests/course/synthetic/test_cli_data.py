@@ -117,6 +117,7 @@ def test_data_all_says_kept_for_complete_datasets(tmp_path, capsys, monkeypatch)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "small" / "timelapse").iterdir()} == before
 
 
+@pytest.mark.slow
 def test_killed_generator_leaves_a_temporary_that_the_next_run_removes(tmp_path):
     out = tmp_path / "n.zarr"
     main_code = "import sys; from nima_lessons.cli import main; sys.exit(main(sys.argv[1:]))"
