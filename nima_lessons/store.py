@@ -2,14 +2,19 @@
 
 A zarr store is written region by region; a progress record lets ``resume=True``
 skip what is already on disk, and a completion marker written last tells a finished
-store from an interrupted one.
+store from an interrupted one. One writer at a time: the whole save holds the
+write lock of its target (:func:`nima_lessons._atomic.write_lock`).
 
 How a zarr save proceeds
 ------------------------
-1. The store is built under a hidden sibling of the target, ``.<name>.partial``:
-   a stable name, so that a later ``save(..., resume=True)`` finds it again.
-2. The metadata (every array, its attributes and coordinates) and the variables
-   held in memory are written first, then the progress record is created.
+1. The lock beside the target, ``.<name>.lock``, is taken; a second writer fails
+   at once. What an earlier, killed run left beside the target is removed.
+2. The store is built under a hidden sibling of the target, ``.<name>.partial``:
+   a stable name, so that a later ``save(..., resume=True)`` finds it again. It
+   appears under that name only once it holds the metadata (every array, its
+   attributes and coordinates, the variables held in memory) and the progress
+   record, which names the writer, the layout of the result and its
+   *fingerprint* (what it was made from and with which settings).
 3. The lazy variables are written region by region (a region is a run of whole
    dask chunks along one dimension, for example one time point), in batches of
    regions computed at once by the active dask scheduler (threads, processes or
@@ -23,36 +28,82 @@ How a zarr save proceeds
    renamed to the target. Overwriting an existing result therefore replaces it only
    once the new one is complete.
 
+What is ours
+------------
+``overwrite=True`` replaces only a result this module wrote: a zarr store with
+its completion marker, or a netCDF file with its ``nima_lessons_result``
+attribute; anything else at the target is refused (:class:`NotOurOutputError`).
+``resume=True`` continues only the same save: same layout and same fingerprint
+(input identity, settings, package version); otherwise
+:class:`ResumeMismatchError` names what differs.
+
 The record guards against an interrupted process (killed, out of memory, closed
-notebook); it is not a journal against power loss. One process at a time may save
-to a given path.
+notebook); it is not a journal against power loss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import dask
-import dask.local
-import dask.multiprocessing
+import numpy as np
 import xarray as xr
 
-from nima_lessons._atomic import atomic_path, move_into_place, remove
+from nima_lessons import __version__
+from nima_lessons._atomic import (
+    NotOurOutputError,
+    atomic_path,
+    check_parent_is_folder,
+    move_into_place,
+    remove,
+    remove_leftovers,
+    temporary_sibling,
+    write_lock,
+)
+from nima_lessons.cluster import (
+    active_client,
+    compute_contained,
+    contained_pool,
+    scheduler_threads,
+)
 from nima_lessons.config import progress_enabled
+
+__all__ = [
+    "FORMATS",
+    "MARKER_NAME",
+    "PROGRESS_NAME",
+    "IncompleteStoreError",
+    "NotOurOutputError",
+    "ResumeMismatchError",
+    "WriteError",
+    "describe_input",
+    "is_complete",
+    "open_result",
+    "partial_path",
+    "save",
+    "save_progress",
+]
 
 FORMATS = ("zarr", "netcdf")
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 MARKER_NAME = "nima_lessons_complete.json"
 PROGRESS_NAME = "nima_lessons_progress.json"
+# The global attribute that marks a netCDF file written by save.
+NETCDF_ATTRIBUTE = "nima_lessons_result"
+WRITER = "nima-lessons"
 DATAARRAY_DEFAULT_NAME = "data"
 # Wanted duration of one batch of regions: the most work an interruption loses.
 BATCH_SECONDS = 2.0
@@ -74,6 +125,12 @@ QUIET_ZARR_WARNINGS = (
     "Consolidated metadata is currently not part",
     r"The data type \(.*\) does not have a Zarr V3 specification",
 )
+# Failures of the disk rather than of the computation.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+# What describe_input reads to fingerprint an input: bounded, so it stays cheap.
+MAX_LISTED_FILES = 10_000
+HEADER_BYTES = 65_536
+ZARR_METADATA_FILES = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
 
 
 class IncompleteStoreError(FileNotFoundError):
@@ -82,6 +139,33 @@ class IncompleteStoreError(FileNotFoundError):
     A subclass of ``FileNotFoundError``: the complete result is not there yet.
     Call ``save(result, path, resume=True)`` to finish it.
     """
+
+
+class ResumeMismatchError(ValueError):
+    """A save to resume (or a complete result) was made from other inputs or settings.
+
+    Attributes
+    ----------
+    differences : list of tuple
+        ``(name, saved value, new value)`` for each entry of the fingerprint
+        (or the layout) that differs.
+    """
+
+    def __init__(self, message: str, differences: list[tuple[str, object, object]]):
+        super().__init__(message)
+        self.differences = differences
+
+
+class WriteError(OSError):
+    """Writing to the disk failed (full, over quota, read-only, I/O error).
+
+    Its message says where, how much space is left and what was kept; ``errno``
+    is that of the failure.
+    """
+
+    def __init__(self, message: str, code: int = errno.EIO):
+        super().__init__(message)
+        self.errno = code
 
 
 @dataclass(frozen=True)
@@ -105,6 +189,7 @@ def save(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool | None = False,
+    fingerprint: Mapping | None = None,
 ) -> Path:
     """Compute a lazy result and write it to a zarr store or a netCDF file.
 
@@ -112,6 +197,8 @@ def save(
     interrupted save is finished by calling ``save`` again with ``resume=True``;
     a completion marker is written last and checked by :func:`open_result`.
     NetCDF files are written whole under a temporary name and renamed into place.
+    The whole save holds the write lock of ``path``: a second writer to the same
+    path fails at once.
 
     Parameters
     ----------
@@ -124,17 +211,24 @@ def save(
         Default: ``"netcdf"`` when ``path`` ends with ``.nc`` (``.nc4``,
         ``.netcdf``), ``"zarr"`` otherwise.
     overwrite : bool
-        Replace an existing result at ``path``; it is replaced only once the new
-        one is complete.
+        Replace a result that this function wrote at ``path`` (complete, or an
+        interrupted save of it); it is replaced only once the new one is
+        complete. Anything else at ``path`` is never replaced.
     resume : bool
-        Zarr only: continue an interrupted save of the same result to ``path``,
-        writing only the regions it did not record. Starts afresh when there is
-        nothing to resume, and returns at once when ``path`` already holds this
-        complete result.
+        Continue an interrupted save of the same result (same layout and
+        fingerprint) to ``path``, writing only the regions it did not record.
+        Starts afresh when there is nothing to resume, and returns at once when
+        ``path`` already holds this complete result. A netCDF file is written
+        whole, so resuming one means writing it when it is not complete yet.
     progress : bool or None
         Show a progress bar (regions written for zarr, tasks for netCDF);
         ``None`` lets ``$NIMA_LESSONS_PROGRESS`` decide (see
         :func:`nima_lessons.config.progress_enabled`).
+    fingerprint : mapping, optional
+        What the result was made from and how (JSON-friendly: inputs, for
+        example from :func:`describe_input`, and settings), recorded with the
+        result; resuming requires the same. The package version and the
+        result's attributes are always part of it.
 
     Returns
     -------
@@ -146,10 +240,19 @@ def save(
     TypeError
         If ``result`` is not an xarray Dataset or DataArray.
     ValueError
-        If ``format`` is unknown, ``resume`` is asked for a netCDF file, or the
-        interrupted save to ``path`` was of a result with another layout.
+        If ``format`` is unknown, or both ``overwrite`` and ``resume`` are set.
+    ResumeMismatchError
+        If ``resume`` meets a save (interrupted or complete) of another result,
+        or made with another fingerprint.
     FileExistsError
-        If ``path`` exists and ``overwrite`` is false.
+        If ``path`` exists, or an interrupted save to it waits to be resumed,
+        and neither ``overwrite`` nor ``resume`` is set.
+    NotOurOutputError
+        If ``path`` holds something that this function did not write.
+    OutputLockedError
+        If another writer holds the lock of ``path``.
+    WriteError
+        If the disk refuses the data (full, over quota, read-only).
 
     Examples
     --------
@@ -166,42 +269,42 @@ def save(
     dataset = _as_dataset(result)
     target = Path(path)
     kind = _resolve_format(target, format)
+    if overwrite and resume:
+        raise ValueError(
+            "choose one of overwrite=True (start over) and resume=True (finish the same save)"
+        )
     progress = progress_enabled(progress)
-    if kind == "netcdf":
-        if resume:
-            raise ValueError(
-                f"resume=True is supported for zarr stores only, not for the netCDF file "
-                f"{target}: netCDF files are written whole (an interrupted write leaves "
-                "nothing behind), so save again without resume"
-            )
-        return _save_netcdf(dataset, target, overwrite, progress)
-    return _save_zarr(dataset, target, overwrite, resume, progress)
+    record = _fingerprint(dataset, fingerprint)
+    check_parent_is_folder(target)
+    with write_lock(target):
+        remove_leftovers(target)
+        if kind == "netcdf":
+            return _save_netcdf(dataset, target, overwrite, resume, progress, record)
+        return _save_zarr(dataset, target, overwrite, resume, progress, record)
 
 
 def is_complete(path: str | os.PathLike) -> bool:
-    """Tell whether ``path`` holds a complete saved result.
+    """Tell whether ``path`` holds a complete result written by :func:`save`.
 
     Parameters
     ----------
     path : path-like
-        A zarr store or netCDF file written by :func:`save`.
+        A zarr store or netCDF file.
 
     Returns
     -------
     bool
-        True for a netCDF file (written atomically) and for a zarr store
-        carrying its completion marker; False otherwise, notably for a missing
-        path or the store of an interrupted save.
+        True for a zarr store carrying its completion marker and for a netCDF
+        file carrying the attribute that :func:`save` writes; False otherwise,
+        notably for a missing path, the store of an interrupted save, or a file
+        written by other means.
 
     Examples
     --------
     >>> is_complete("no-such-result.zarr")
     False
     """
-    target = Path(path)
-    if target.is_file():
-        return True
-    return target.is_dir() and _read_json(target / MARKER_NAME).get("complete") is True
+    return _complete_record(Path(path)) is not None
 
 
 def open_result(path: str | os.PathLike) -> xr.Dataset:
@@ -224,6 +327,8 @@ def open_result(path: str | os.PathLike) -> xr.Dataset:
         ``path`` exists; the message says how to resume it.
     FileNotFoundError
         If nothing was saved to ``path``.
+    NotOurOutputError
+        If ``path`` is a file that :func:`save` did not write.
     """
     target = Path(path)
     partial = partial_path(target)
@@ -231,16 +336,23 @@ def open_result(path: str | os.PathLike) -> xr.Dataset:
         if partial.exists():
             raise IncompleteStoreError(
                 f"{target} is not complete: a save to it was interrupted and left {partial}; "
-                f"finish it with save(result, {str(target)!r}, resume=True)"
+                f"finish it with save(result, {str(target)!r}, resume=True) (--resume)"
             )
         raise FileNotFoundError(f"no saved result at {target}")
     if target.is_file():
-        return xr.open_dataset(target, chunks={})
+        if _netcdf_record(target) is None:
+            raise NotOurOutputError(
+                f"{target} is not a result written by nima-lessons (it lacks the "
+                f"{NETCDF_ATTRIBUTE} attribute); open it with xarray.open_dataset"
+            )
+        opened = xr.open_dataset(target, chunks={})
+        opened.attrs.pop(NETCDF_ATTRIBUTE, None)
+        return opened
     if not is_complete(target):
         raise IncompleteStoreError(
             f"{target} is not a complete result: it lacks the completion marker "
-            f"{MARKER_NAME} (an interrupted or foreign write); save it again with "
-            f"save(result, {str(target)!r}, overwrite=True)"
+            f"{MARKER_NAME} (a foreign or unfinished store); nima-lessons did not finish "
+            "writing it"
         )
     with _quiet_zarr():
         return xr.open_zarr(target)
@@ -256,6 +368,409 @@ def partial_path(path: str | os.PathLike) -> Path:
     """
     target = Path(path)
     return target.with_name(f".{target.name}.partial")
+
+
+def save_progress(path: str | os.PathLike) -> tuple[int, int] | None:
+    """Regions saved so far by an interrupted zarr save to ``path``.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(regions written, regions in all)``, or None when no interrupted
+        save of this package waits at ``partial_path(path)``.
+    """
+    record = _partial_record(partial_path(path))
+    if not record or "layout" not in record:
+        return None
+    total = len(record["layout"].get("regions", []))
+    done = total if record.get("complete") else len(record.get("done", []))
+    return done, total
+
+
+def describe_input(
+    path: str | os.PathLike, data=None, include_values: bool = False
+) -> dict:
+    """Describe an input for a fingerprint: where it is, its shape, and its metadata.
+
+    The description is cheap: file names and sizes (at most
+    ``MAX_LISTED_FILES``), the first bytes of one file (a TIFF header, say),
+    zarr metadata documents and the coordinates and attributes of ``data``;
+    pixel values are read only with ``include_values``, for small inputs such
+    as dark and flat frames. It tells another file, shape, dtype or metadata,
+    not every changed pixel of a large image.
+
+    Parameters
+    ----------
+    path : path-like
+        File, folder or glob pattern the input was read from.
+    data : array-like or xarray.DataArray, optional
+        The input as read.
+    include_values : bool
+        Add a digest of the values of ``data``.
+
+    Returns
+    -------
+    dict
+        JSON-friendly: ``path``, and ``shape``, ``dtype`` with ``data``, and
+        ``metadata`` (a digest), ``values`` (a digest) as asked.
+
+    Examples
+    --------
+    >>> entry = describe_input("no-such-image.tif", np.zeros((2, 3), np.uint16))
+    >>> entry["shape"], entry["dtype"]
+    ([2, 3], 'uint16')
+    """
+    text = os.fspath(path)
+    entry: dict = {"path": os.path.abspath(text)}
+    digest = hashlib.sha256()
+    if data is not None:
+        entry["shape"] = [int(size) for size in np.shape(data)]
+        entry["dtype"] = str(data.dtype) if hasattr(data, "dtype") else str(np.asarray(data).dtype)
+        if isinstance(data, xr.DataArray):
+            digest.update(_array_metadata(data).encode())
+    _digest_files(text, digest)
+    entry["metadata"] = digest.hexdigest()[:16]
+    if include_values and data is not None:
+        values = np.ascontiguousarray(np.asarray(data))
+        entry["values"] = hashlib.sha256(values.tobytes()).hexdigest()[:16]
+    return entry
+
+
+def _array_metadata(data: xr.DataArray) -> str:
+    """Dims, coordinates and attributes of ``data`` as text (small coordinates in full)."""
+    coords = {}
+    for name, coord in data.coords.items():
+        values = coord.values
+        coords[str(name)] = values.tolist() if values.size <= 10_000 else list(values.shape)
+    content = {"dims": list(map(str, data.dims)), "coords": coords, "attrs": data.attrs}
+    return json.dumps(content, sort_keys=True, default=str)
+
+
+def _digest_files(text: str, digest) -> None:
+    """Add file names, sizes, one header and zarr metadata of an input to ``digest``."""
+    path = Path(text)
+    if path.is_file():
+        files, root = [path], path.parent
+    elif path.is_dir():
+        files, root = _listed_files(path), path
+    else:
+        files = [Path(name) for name in sorted(glob.glob(text)) if Path(name).is_file()]
+        root = Path(".")
+        files = files[:MAX_LISTED_FILES]
+    for file in files:
+        relative = os.path.relpath(file, root)
+        try:
+            size = file.stat().st_size
+        except OSError:
+            continue
+        digest.update(f"{relative}\0{size}\n".encode())
+        if file.name in ZARR_METADATA_FILES and size <= 1 << 20:
+            digest.update(file.read_bytes())
+    first = next((file for file in files if file.name not in ZARR_METADATA_FILES), None)
+    if first is not None:
+        with contextlib.suppress(OSError), open(first, "rb") as handle:
+            digest.update(handle.read(HEADER_BYTES))
+
+
+def _listed_files(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        files.extend(Path(root, name) for name in sorted(names))
+        if len(files) >= MAX_LISTED_FILES:
+            return files[:MAX_LISTED_FILES]
+    return files
+
+
+def _fingerprint(dataset: xr.Dataset, given: Mapping | None) -> dict:
+    """The fingerprint recorded with a save: package version, attributes, and ``given``."""
+    content = {
+        "nima_lessons version": __version__,
+        "result attributes": {str(k): v for k, v in dataset.attrs.items()},
+        **dict(given or {}),
+    }
+    return json.loads(json.dumps(content, default=str))
+
+
+def _differences(saved: Mapping, wanted: Mapping) -> list[tuple[str, object, object]]:
+    """Entries of two fingerprints that differ, as (dotted name, saved, wanted)."""
+    flat_saved, flat_wanted = _flatten(saved), _flatten(wanted)
+    missing = object()
+    found = []
+    for key in sorted(set(flat_saved) | set(flat_wanted)):
+        before, after = flat_saved.get(key, missing), flat_wanted.get(key, missing)
+        if before != after:
+            found.append(
+                (key, None if before is missing else before, None if after is missing else after)
+            )
+    return found
+
+
+def _flatten(content: Mapping, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in content.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _check_same_save(
+    saved: Mapping, layout: dict | None, fingerprint: dict, target: Path, complete: bool
+) -> None:
+    """Refuse to resume (or to accept as done) a save of another result."""
+    differences = _differences(saved.get("fingerprint") or {}, fingerprint)
+    # A result's attributes usually echo its settings: name them only when nothing
+    # else differs.
+    named = [entry for entry in differences if not entry[0].startswith("result attributes")]
+    differences = named or differences
+    if layout is not None and saved.get("layout") != layout:
+        differences.append(("result layout", "other variables, shapes, dtypes or chunks", None))
+    if not differences:
+        return
+    shown = "; ".join(_describe_difference(*difference) for difference in differences[:4])
+    if len(differences) > 4:
+        shown += f"; and {len(differences) - 4} more"
+    if complete:
+        message = (
+            f"{target} is already complete but was made differently ({shown}); keep it, or "
+            "replace it with overwrite=True (--overwrite) instead of resume=True (--resume)"
+        )
+    else:
+        message = (
+            f"cannot resume the interrupted save to {target}: it was started differently "
+            f"({shown}); resume with the original inputs and settings, or start over with "
+            "overwrite=True (--overwrite)"
+        )
+    raise ResumeMismatchError(message, differences)
+
+
+def _describe_difference(name: str, saved: object, wanted: object) -> str:
+    if wanted is None and name == "result layout":
+        return f"the result has {saved}"
+    return f"{name} was {_short(saved)}, now {_short(wanted)}"
+
+
+def _short(value: object) -> str:
+    text = "not recorded" if value is None else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _complete_record(target: Path) -> dict | None:
+    """The record of a complete result of ours at ``target``, else None."""
+    if target.is_dir():
+        marker = _read_json(target / MARKER_NAME)
+        return marker if marker.get("complete") is True else None
+    if target.is_file():
+        return _netcdf_record(target)
+    return None
+
+
+def _netcdf_record(target: Path) -> dict | None:
+    try:
+        with xr.open_dataset(target, decode_cf=False) as opened:
+            text = opened.attrs.get(NETCDF_ATTRIBUTE)
+        record = json.loads(text) if isinstance(text, str) else None
+    except Exception:  # noqa: BLE001 - not netCDF or unreadable: not ours in any case
+        return None
+    return record if isinstance(record, dict) and record.get("written_by") == WRITER else None
+
+
+def _partial_record(partial: Path) -> dict:
+    """The marker or progress record of an interrupted save, ``{}`` when none."""
+    marker = _read_json(partial / MARKER_NAME)
+    return marker or _read_json(partial / PROGRESS_NAME)
+
+
+def _refuse_foreign(target: Path) -> None:
+    if _complete_record(target) is None:
+        kind = "folder" if target.is_dir() else "file"
+        raise NotOurOutputError(
+            f"{target} is a {kind} that nima-lessons did not write (no completion marker); "
+            "it is never replaced: choose another output, or move it away yourself"
+        )
+
+
+def _as_dataset(result: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    if isinstance(result, xr.DataArray):
+        name = DATAARRAY_DEFAULT_NAME if result.name is None else result.name
+        return result.to_dataset(name=name)
+    if isinstance(result, xr.Dataset):
+        return result
+    raise TypeError(
+        f"result must be an xarray Dataset or DataArray, got {type(result).__name__}"
+    )
+
+
+def _resolve_format(target: Path, format: str | None) -> str:
+    if format is None:
+        return "netcdf" if target.suffix.lower() in NETCDF_SUFFIXES else "zarr"
+    kind = str(format).lower()
+    if kind not in FORMATS:
+        raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    return kind
+
+
+def _save_netcdf(
+    dataset: xr.Dataset,
+    target: Path,
+    overwrite: bool,
+    resume: bool,
+    progress: bool,
+    fingerprint: dict,
+) -> Path:
+    layout = _variables_layout(dataset)
+    if target.exists() or target.is_symlink():
+        saved = _complete_record(target) if target.is_file() else None
+        if saved is None:
+            _refuse_foreign_file(target)
+        if resume:
+            _check_same_save(saved, layout, fingerprint, target, complete=True)
+            return target
+        if not overwrite:
+            raise FileExistsError(
+                f"{target} already exists; pass overwrite=True (--overwrite) to replace it"
+            )
+    dataset = _drop_storage_encoding(dataset)
+    record = {"written_by": WRITER, "layout": layout, "fingerprint": fingerprint}
+    dataset.attrs[NETCDF_ATTRIBUTE] = json.dumps(record)
+    with atomic_path(target, overwrite=True) as tmp, _disk_errors(target, kept=None):
+        delayed_write = dataset.to_netcdf(tmp, compute=False)
+        _compute_with_progress(delayed_write, progress)
+    return target
+
+
+def _refuse_foreign_file(target: Path) -> NoReturn:
+    if target.is_dir():
+        raise NotOurOutputError(
+            f"{target} is a folder, not a netCDF file written by nima-lessons; it is never "
+            "replaced: choose another output"
+        )
+    raise NotOurOutputError(
+        f"{target} is a file that nima-lessons did not write (no {NETCDF_ATTRIBUTE} "
+        "attribute); it is never replaced: choose another output, or move it away yourself"
+    )
+
+
+def _save_zarr(
+    dataset: xr.Dataset,
+    target: Path,
+    overwrite: bool,
+    resume: bool,
+    progress: bool,
+    fingerprint: dict,
+) -> Path:
+    dataset = _prepare(dataset)
+    regions = _plan_regions(dataset)
+    layout = _layout(dataset, regions)
+    if target.exists() or target.is_symlink():
+        _refuse_foreign(target)
+        if resume:
+            saved = _read_json(target / MARKER_NAME)
+            _check_same_save(saved, layout, fingerprint, target, complete=True)
+            return target
+        if not overwrite:
+            raise FileExistsError(
+                f"{target} already exists; pass overwrite=True (--overwrite) to replace it"
+            )
+    partial = partial_path(target)
+    done = _resume_point(partial, layout, fingerprint, target, overwrite, resume)
+    if done is None:
+        remove(partial)
+        _start_partial(dataset, partial, layout, fingerprint, target)
+        done = set()
+    with _disk_errors(target, kept=partial):
+        _write_regions(dataset, partial, regions, done, layout, fingerprint, progress)
+        marker = {"complete": True, "written_by": WRITER, "layout": layout}
+        _write_json(partial / MARKER_NAME, {**marker, "fingerprint": fingerprint})
+    remove(partial / PROGRESS_NAME)
+    move_into_place(partial, target)
+    return target
+
+
+def _resume_point(
+    partial: Path,
+    layout: dict,
+    fingerprint: dict,
+    target: Path,
+    overwrite: bool,
+    resume: bool,
+) -> set[int] | None:
+    """Regions already written by an interrupted save, or None to start afresh."""
+    if not (partial.exists() or partial.is_symlink()):
+        return None
+    record = _partial_record(partial)
+    if not record:
+        if partial.is_dir() and not any(partial.iterdir()):
+            return None  # created, then killed before anything was written
+        raise NotOurOutputError(
+            f"{partial} is in the way of the save to {target}, and nima-lessons did not "
+            "write it (no progress record); move it away"
+        )
+    if overwrite:
+        return None
+    if not resume:
+        progress = save_progress(target)
+        count = f" ({progress[0]} of {progress[1]} regions written)" if progress else ""
+        raise FileExistsError(
+            f"an interrupted save to {target} waits in {partial}{count}: finish it with "
+            "resume=True (--resume), or discard it with overwrite=True (--overwrite)"
+        )
+    _check_same_save(record, layout, fingerprint, target, complete=False)
+    if record.get("complete") is True:
+        return set(range(len(layout["regions"])))
+    return {int(index) for index in record.get("done", [])}
+
+
+def _start_partial(
+    dataset: xr.Dataset, partial: Path, layout: dict, fingerprint: dict, target: Path
+) -> None:
+    """Create the partial store: metadata and progress record, then its stable name.
+
+    Built under a temporary name, so that ``.<name>.partial`` always carries its
+    record; a run killed meanwhile leaves a leftover that the next save removes.
+    """
+    building = temporary_sibling(target)
+    try:
+        with _disk_errors(target, kept=None):
+            _write_metadata(dataset, building)
+            _record_progress(building, layout, fingerprint, set())
+    except BaseException:
+        remove(building)
+        raise
+    os.replace(building, partial)
+
+
+@contextlib.contextmanager
+def _disk_errors(target: Path, kept: Path | None) -> Iterator[None]:
+    """Turn the disk's refusals (full, quota, read-only) into one clear WriteError."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        raise WriteError(_write_failure(target, error, kept), error.errno) from error
+    except RuntimeError as error:
+        # The netCDF library reports a full disk as "NetCDF: HDF error".
+        if not str(error).startswith("NetCDF:"):
+            raise
+        raise WriteError(_write_failure(target, error, kept)) from error
+
+
+def _write_failure(target: Path, error: BaseException, kept: Path | None) -> str:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    message = f"could not write {target}: {reason}"
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(target.parent).free
+        message += f" ({free / 2**20:.1f} MiB free on its disk)"
+    if kept is not None and kept.exists():
+        return message + (
+            f"; what was written is kept in {kept}: free some space, then resume "
+            "(resume=True, --resume)"
+        )
+    return message + "; nothing was kept: free some space, then save again"
 
 
 def _plan_regions(dataset: xr.Dataset) -> list[Region]:
@@ -306,65 +821,6 @@ def _plan_regions(dataset: xr.Dataset) -> list[Region]:
     return regions
 
 
-def _as_dataset(result: xr.Dataset | xr.DataArray) -> xr.Dataset:
-    if isinstance(result, xr.DataArray):
-        name = DATAARRAY_DEFAULT_NAME if result.name is None else result.name
-        return result.to_dataset(name=name)
-    if isinstance(result, xr.Dataset):
-        return result
-    raise TypeError(
-        f"result must be an xarray Dataset or DataArray, got {type(result).__name__}"
-    )
-
-
-def _resolve_format(target: Path, format: str | None) -> str:
-    if format is None:
-        return "netcdf" if target.suffix.lower() in NETCDF_SUFFIXES else "zarr"
-    kind = str(format).lower()
-    if kind not in FORMATS:
-        raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
-    return kind
-
-
-def _save_netcdf(dataset: xr.Dataset, target: Path, overwrite: bool, progress: bool) -> Path:
-    dataset = _drop_storage_encoding(dataset)
-    with atomic_path(target, overwrite) as tmp:
-        delayed_write = dataset.to_netcdf(tmp, compute=False)
-        _compute_with_progress(delayed_write, progress)
-    return target
-
-
-def _save_zarr(
-    dataset: xr.Dataset, target: Path, overwrite: bool, resume: bool, progress: bool
-) -> Path:
-    exists_error = FileExistsError(
-        f"{target} already exists; pass overwrite=True (--overwrite) to replace it"
-    )
-    if target.exists() and not (overwrite or resume):
-        raise exists_error
-    dataset = _prepare(dataset)
-    regions = _plan_regions(dataset)
-    layout = _layout(dataset, regions)
-    if target.exists() and not overwrite:
-        # resume=True on a finished save of this very result: nothing left to do.
-        if _read_json(target / MARKER_NAME).get("layout") == layout:
-            return target
-        raise exists_error
-    partial = partial_path(target)
-    done = _resume_point(partial, layout) if resume else None
-    if done is None:
-        remove(partial)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        _write_metadata(dataset, partial)
-        done = set()
-        _record_progress(partial, layout, done)
-    _write_regions(dataset, partial, regions, done, layout, progress)
-    _write_json(partial / MARKER_NAME, {"complete": True, "layout": layout})
-    remove(partial / PROGRESS_NAME)
-    move_into_place(partial, target)
-    return target
-
-
 def _prepare(dataset: xr.Dataset) -> xr.Dataset:
     """Return a copy ready for region writes: one chunking, eager coordinates."""
     dataset = _drop_storage_encoding(dataset).unify_chunks()
@@ -401,38 +857,27 @@ def _drop_storage_encoding(dataset: xr.Dataset) -> xr.Dataset:
     return dataset
 
 
-def _layout(dataset: xr.Dataset, regions: list[Region]) -> dict:
-    """Describe what a save writes, to check that a resumed save is the same one."""
-    variables = {
+def _variables_layout(dataset: xr.Dataset) -> dict:
+    """Names, dims, shapes and dtypes of every variable, JSON-friendly."""
+    return {
         str(name): {
             "dims": [str(dim) for dim in var.dims],
             "shape": list(var.shape),
             "dtype": str(var.dtype),
-            "chunks": None if var.chunks is None else [list(c) for c in var.chunks],
         }
         for name, var in dataset.variables.items()
     }
+
+
+def _layout(dataset: xr.Dataset, regions: list[Region]) -> dict:
+    """Describe what a save writes, to check that a resumed save is the same one."""
+    variables = _variables_layout(dataset)
+    for name, var in dataset.variables.items():
+        variables[str(name)]["chunks"] = (
+            None if var.chunks is None else [list(c) for c in var.chunks]
+        )
     layout = {"variables": variables, "regions": [region.as_list() for region in regions]}
     return json.loads(json.dumps(layout))
-
-
-def _resume_point(partial: Path, layout: dict) -> set[int] | None:
-    """Regions already written by an interrupted save, or None to start afresh."""
-    if not partial.exists():
-        return None
-    marker = _read_json(partial / MARKER_NAME)
-    record = marker or _read_json(partial / PROGRESS_NAME)
-    if not record:
-        return None  # interrupted while writing the metadata
-    if record.get("layout") != layout:
-        raise ValueError(
-            f"cannot resume into {partial}: the interrupted save there was of a result "
-            "with other variables, shapes, dtypes or chunks; save with resume=False "
-            "to start over"
-        )
-    if marker.get("complete") is True:
-        return set(range(len(layout["regions"])))
-    return {int(index) for index in record.get("done", [])}
 
 
 def _write_metadata(dataset: xr.Dataset, partial: Path) -> None:
@@ -448,6 +893,7 @@ def _write_regions(
     regions: list[Region],
     done: set[int],
     layout: dict,
+    fingerprint: dict,
     progress: bool,
 ) -> None:
     """Write the regions not in ``done`` batch by batch, recording each batch."""
@@ -458,7 +904,7 @@ def _write_regions(
     from tqdm.auto import tqdm
 
     with (
-        _one_process_pool(),
+        contained_pool(),
         tqdm(total=len(regions), initial=len(done), unit="region", disable=not progress) as bar,
     ):
         while todo:
@@ -468,20 +914,11 @@ def _write_regions(
                 _region_write(dataset, partial, run) for run in _contiguous_runs(batch, regions)
             ]
             with _quiet_zarr():
-                dask.compute(*writes)
+                compute_contained(*writes)
             done.update(batch)
-            _record_progress(partial, layout, done)
+            _record_progress(partial, layout, fingerprint, done)
             bar.update(len(batch))
             batch_size = _next_batch_size(batch_size, time.perf_counter() - started)
-
-
-def _one_process_pool():
-    """Under the processes scheduler, one pool for all batches instead of one each."""
-    if dask.base.get_scheduler() is dask.multiprocessing.get:
-        from nima_lessons.cluster import process_pool
-
-        return process_pool()
-    return contextlib.nullcontext()
 
 
 def _next_batch_size(batch_size: int, seconds: float) -> int:
@@ -528,23 +965,12 @@ def _regions_per_batch(dataset: xr.Dataset, region: Region) -> int:
         var = dataset[name]
         sizes = [len(c) for dim, c in zip(var.dims, var.chunks, strict=True) if dim != region.dim]
         chunks_per_region += math.prod(sizes)
-    return max(1, math.ceil(2 * _scheduler_threads() / max(chunks_per_region, 1)))
-
-
-def _scheduler_threads() -> int:
-    scheduler = dask.base.get_scheduler()
-    client = getattr(scheduler, "__self__", scheduler)
-    if "Client" in type(client).__name__ and hasattr(client, "nthreads"):
-        return max(1, sum(client.nthreads().values()))
-    if scheduler is dask.local.get_sync:
-        return 1
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    return max(1, math.ceil(2 * scheduler_threads() / max(chunks_per_region, 1)))
 
 
 def _compute_with_progress(delayed_write, progress: bool) -> None:
-    scheduler = dask.base.get_scheduler()
-    client = getattr(scheduler, "__self__", scheduler)
-    if progress and "Client" in type(client).__name__:
+    client = active_client()
+    if progress and client is not None:
         from distributed import progress as distributed_progress
 
         future = client.compute(delayed_write)
@@ -560,13 +986,14 @@ def _compute_with_progress(delayed_write, progress: bool) -> None:
     dask.compute(delayed_write)
 
 
-def _record_progress(partial: Path, layout: dict, done: set[int]) -> None:
-    _write_json(partial / PROGRESS_NAME, {"layout": layout, "done": sorted(done)})
+def _record_progress(partial: Path, layout: dict, fingerprint: dict, done: set[int]) -> None:
+    content = {"written_by": WRITER, "layout": layout, "fingerprint": fingerprint}
+    _write_json(partial / PROGRESS_NAME, {**content, "done": sorted(done)})
 
 
 def _write_json(path: Path, content: Mapping) -> None:
     """Write JSON atomically: readers see the old content or the new, never a part."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp = temporary_sibling(path)
     tmp.write_text(json.dumps(content, indent=1))
     os.replace(tmp, path)
 
@@ -574,7 +1001,7 @@ def _write_json(path: Path, content: Mapping) -> None:
 def _read_json(path: Path) -> dict:
     try:
         content = json.loads(path.read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return content if isinstance(content, dict) else {}
 

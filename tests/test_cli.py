@@ -1,8 +1,10 @@
 """The ``nima-lessons`` entry point and its subcommands."""
 
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +33,15 @@ def test_console_script_is_installed():
     assert exe, "the nima-lessons console script is not on PATH"
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("nima-lessons ")
+
+
+def test_exit_statuses_are_documented_in_help_and_readme(capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    help_text = capsys.readouterr().out
+    for status, meaning in cli.EXIT_CODES.items():
+        assert f"  {status:>3}  " in help_text
+        documented = re.search(rf"^\| {status} \| (.+) \|$", readme, flags=re.MULTILINE)
+        assert documented, f"README lists no exit status {status}"
+        assert documented.group(1).replace("`", "") == meaning

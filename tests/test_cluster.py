@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import ipaddress
 import os
 import socket
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import dask
 import dask.array as da
 import numpy as np
 import psutil
 import pytest
+import tifffile
+import xarray as xr
 from distributed import Client
 
 from nima_lessons.cluster import (
     SCHEDULER_CHOICES,
     add_scheduler_arguments,
     local_cluster,
+    security_from_arguments,
     use_scheduler,
     validate_scheduler,
 )
@@ -190,3 +196,91 @@ def test_unreachable_address_names_it():
     with pytest.raises(OSError, match=f"no dask scheduler answered at {address}"):
         with use_scheduler(address, timeout_seconds=1):
             pass
+
+
+# ------------------------------------------------------------------------ TLS
+
+
+def write_certificates(folder: Path) -> dict[str, Path]:
+    """A certificate authority and one certificate it signs for 127.0.0.1, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: str, public_key, signing_key, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = "nima-lessons test CA"
+    ca_cert = build(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = build("127.0.0.1", "nima-lessons test CA", key.public_key(), ca_key, False)
+    files = {"ca": folder / "ca.pem", "cert": folder / "cert.pem", "key": folder / "key.pem"}
+    files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_pipeline_runs_through_a_tls_secured_scheduler_and_worker(tmp_path):
+    from distributed.security import Security
+
+    from nima_lessons.cli import main
+    from nima_lessons.course.synthetic import ratiometric_timelapse
+    from nima_lessons.pipeline import run_pipeline
+    from nima_lessons.store import open_result, save
+
+    files = write_certificates(tmp_path)
+    options = ["--tls-ca-file", files["ca"], "--tls-cert", files["cert"], "--tls-key", files["key"]]
+    parser = argparse.ArgumentParser()
+    add_scheduler_arguments(parser)
+    security = security_from_arguments(parser.parse_args(list(map(str, options))))
+    assert isinstance(security, Security) and security.require_encryption
+    data = ratiometric_timelapse(n_t=2, shape=(96, 96), n_cells=4, seed=1)
+    result = run_pipeline(data.image.chunk({"T": 1, "C": 1}), data.dark, data.flat)
+    before = child_processes()
+    with local_cluster(n_workers=1, security=security) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        # Plain TCP, or TLS without a certificate signed by the authority, is refused.
+        for refused in (address.replace("tls://", "tcp://"), address):
+            with pytest.raises(OSError, match="no dask scheduler answered"):
+                with use_scheduler(refused, timeout_seconds=3, security=Security()):
+                    pass
+            assert dask.config.get("scheduler", None) is None  # nothing left pointing at it
+        with use_scheduler(address, security=security) as client:
+            assert client.scheduler_info()["address"] == address
+            save(result, tmp_path / "tls.zarr")
+        tiff = tmp_path / "image.tif"
+        tifffile.imwrite(tiff, data.image.values, metadata={"axes": "TCZYX"})
+        argv = ["pipeline", str(tiff), str(tmp_path / "cli.zarr"), "--scheduler", address,
+                "--channels", "0=G,1=R,2=C", "--no-progress", *map(str, options)]  # fmt: skip
+        assert main(argv) == 0
+    assert_no_new_processes(before)
+    threaded = result.compute(scheduler="threads")
+    xr.testing.assert_identical(open_result(tmp_path / "tls.zarr").compute(), threaded)
+    assert open_result(tmp_path / "cli.zarr")["labels"].max() > 0

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from nima_lessons.cli._exit import exit_code
 from nima_lessons.config import SIZES, data_dir, size_name, size_preset
 
 GENERATORS = ("nuclei", "timelapse", "ratiometric", "mandelbrot")
@@ -193,11 +194,21 @@ def run_mandelbrot(args: argparse.Namespace) -> int:
 
 def run_all(args: argparse.Namespace) -> int:
     """Generate (or keep, when complete) every on-disk dataset of the chosen preset."""
-    from nima_lessons.course.synthetic import DATASETS, ensure_dataset
+    from nima_lessons.course.synthetic import (
+        DATASETS,
+        dataset_parameters,
+        dataset_path,
+        ensure_dataset,
+    )
+    from nima_lessons.course.synthetic.datasets import is_complete
 
     root = args.out or data_dir()
     print(f"size preset: {size_name(args.size)}; data folder: {root}")
     for name in DATASETS:
+        path = dataset_path(name, root, args.size, args.seed)
+        kept = not args.overwrite and is_complete(
+            name, path, dataset_parameters(name, args.size, args.seed)
+        )
         path = ensure_dataset(
             name,
             size=args.size,
@@ -206,7 +217,7 @@ def run_all(args: argparse.Namespace) -> int:
             progress=False if args.no_progress else None,
             overwrite=args.overwrite,
         )
-        _report(path)
+        print(f"kept {path} (already complete)" if kept else f"wrote {path}")
     return 0
 
 
@@ -286,7 +297,9 @@ def script_main(generator: str, argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 on success, 2 on a bad argument or existing output.
+        Exit status, as for ``nima-lessons`` (see
+        :data:`nima_lessons.cli._exit.EXIT_CODES`): 0 on success, 2 on a bad
+        argument, 3 for an existing output, 4 when another process writes it.
     """
     adder, runner, summary = _COMMANDS[generator]
     parser = argparse.ArgumentParser(
@@ -298,6 +311,6 @@ def script_main(generator: str, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(runner(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - one line, a status
+        print(f"{parser.prog}: error: {str(error) or 'interrupted'}", file=sys.stderr)
+        return exit_code(error)

@@ -1,9 +1,11 @@
 """The nima ratiometric pipeline, lazy and chunked, on xarray + dask.
 
 Each step is a numpy function of one plane lifted to dask; ``run_pipeline``
-chains them (``PRESETS["nima"]`` reproduces nima's command line) and ``save``
-writes the result chunk by chunk.
+chains them (``PRESETS["nima"]`` reproduces nima's command line) and
+``nima_lessons.store.save`` writes the result chunk by chunk.
 """
+
+import warnings
 
 from nima_lessons.pipeline._lift import PlaneRechunkWarning, apply_per_plane, whole_planes
 from nima_lessons.pipeline._background import (
@@ -24,7 +26,6 @@ from nima_lessons.pipeline._segment import (
 )
 from nima_lessons.pipeline._shading import shading, shading_plane
 from nima_lessons.pipeline.run import IMAGE_DIMS, PRESETS, PipelineConfig, run_pipeline
-from nima_lessons.store import save
 
 __all__ = [
     "BACKGROUND_METHODS",
@@ -49,7 +50,6 @@ __all__ = [
     "ratio",
     "ratio_plane",
     "run_pipeline",
-    "save",
     "segment",
     "segment_plane",
     "shading",
@@ -57,3 +57,18 @@ __all__ = [
     "smoothed_ratio_plane",
     "whole_planes",
 ]
+
+
+def __getattr__(name):
+    # ``from nima_lessons.pipeline import save`` worked in earlier versions; saving
+    # now lives in nima_lessons.store only, so that the pipeline does not depend on it.
+    if name == "save":
+        warnings.warn(
+            "nima_lessons.pipeline.save is deprecated: use nima_lessons.store.save",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from nima_lessons.store import save
+
+        return save
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
