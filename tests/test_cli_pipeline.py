@@ -95,7 +95,7 @@ def option_words(field: dataclasses.Field, value) -> list[str]:
     name = "--" + field.name.replace("_", "-")
     if isinstance(value, bool):
         return [name if value else "--no-" + name[2:]]
-    if value is None:
+    if value is None or value == ():
         return [name, "none"]
     if isinstance(value, tuple):
         return [name, *map(str, value)]
@@ -113,6 +113,7 @@ def test_every_config_field_has_an_option_with_its_default():
         assert field.name in actions, f"PipelineConfig.{field.name} has no option"
         default = getattr(defaults, field.name)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        shown = shown or "none"  # an empty list is typed and shown as "none"
         assert f"(default: {shown})" in actions[field.name].help
         # Typing the default explicitly gives the default back, whatever the type.
         assert getattr(parse_config(*option_words(field, default)), field.name) == default

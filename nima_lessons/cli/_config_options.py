@@ -175,7 +175,7 @@ def _default(field: dataclasses.Field):
 
 def _shown(value) -> str:
     if isinstance(value, tuple):
-        return " ".join(map(str, value))
+        return " ".join(map(str, value)) or "none"
     return str(value)
 
 
@@ -198,7 +198,9 @@ def _argparse_options(hint, kind_text: str) -> dict:
         item = items[0] if items else str
         fixed = len(items) == len(typing.get_args(hint)) and items and not optional
         nargs = len(items) if fixed else "+"
-        return {"type": _parser(item, optional), "nargs": nargs, "metavar": item.__name__.upper()}
+        # A list of any length can be empty: the word "none" says so.
+        parse = _parser(item, optional or not fixed)
+        return {"type": parse, "nargs": nargs, "metavar": item.__name__.upper()}
     base = hint if hint in (int, float, str) else str
     options: dict = {"type": _parser(base, optional)}
     documented = _documented_choices(kind_text)
