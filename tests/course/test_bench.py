@@ -379,3 +379,10 @@ def test_quick_preset_runs_every_case_without_error(tmp_path):
     assert {name: case["error"] for name, case in results["cases"].items()} == dict.fromkeys(
         bench.CASES
     )
+
+
+def test_profile_prepared_measures_a_plain_callable(monkeypatch):
+    calls = []
+    monkeypatch.setattr(harness, "_import", lambda target: lambda: lambda: calls.append(1))
+    profiled = harness.profile_prepared("any.module:factory", {}, repeats=3)
+    assert profiled["seconds"]["n"] == 3 and len(calls) == 3

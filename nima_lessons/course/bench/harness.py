@@ -261,7 +261,8 @@ def profile_prepared(target: str, kwargs: dict, repeats: int) -> dict:
     """Prepare a job with ``target(**kwargs)`` (it loads its input) and profile it here.
 
     The body of a fresh-process job: ``target`` returns a :class:`Work` or a
-    plain callable, which :func:`profile_job` then measures.
+    plain callable, which :func:`profile_job` then measures; any other value
+    stands for work already done by ``target`` (only its memory counts).
 
     Examples
     --------
@@ -271,7 +272,12 @@ def profile_prepared(target: str, kwargs: dict, repeats: int) -> dict:
     2
     """
     prepared = _import(target)(**kwargs)
-    work = prepared if isinstance(prepared, Work) else Work(lambda: prepared)
+    if isinstance(prepared, Work):
+        work = prepared
+    elif callable(prepared):
+        work = Work(prepared)
+    else:
+        work = Work(lambda: prepared)
     return profile_job(work.run, repeats, work.warmup, work.record)
 
 
