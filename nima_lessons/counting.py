@@ -170,9 +170,7 @@ def _edge_half_block(block, threshold, connectivity, block_info=None) -> np.ndar
     return np.full((1,) * block.ndim, n - len(cut) / 2.0, dtype=np.float64)
 
 
-def _centroid_block(
-    block, threshold, connectivity, core_depth, block_info=None
-) -> np.ndarray:
+def _centroid_block(block, threshold, connectivity, core_depth, block_info=None) -> np.ndarray:
     """Count the objects of an overlapped tile whose centroid lies in its core.
 
     The core is half-open, ``[start, stop)`` along each axis: a centroid
@@ -318,9 +316,12 @@ def count_tiled(
         total = count_map(array, threshold, connectivity).sum()
     elif strategy == "edge_half":
         total = array.map_blocks(
-            _edge_half_block, threshold, connectivity,
+            _edge_half_block,
+            threshold,
+            connectivity,
             chunks=tuple((1,) * n for n in array.numblocks),
-            dtype=np.float64, meta=np.empty((0,) * array.ndim, dtype=np.float64),
+            dtype=np.float64,
+            meta=np.empty((0,) * array.ndim, dtype=np.float64),
         ).sum()
     elif strategy == "centroid":
         total = _centroid_counts(array, depth, threshold, connectivity).sum()
@@ -435,9 +436,7 @@ def compare_strategies(
         array = _as_tiled(image, chunk_size)
         for strategy in strategies:
             started = time.perf_counter()
-            count = count_tiled(
-                array, strategy, depth=depth, threshold=threshold, compute=True
-            )
+            count = count_tiled(array, strategy, depth=depth, threshold=threshold, compute=True)
             seconds = time.perf_counter() - started
             row = {
                 "strategy": strategy,

@@ -522,8 +522,7 @@ def _file_grid(files: list[str], positions: list[dict[str, str]], where: str):
         cell = tuple(values[a].index(position[a]) for a in grid_axes)
         if grid[cell] is not None:
             raise ValueError(
-                f"{grid[cell]} and {path} are both at {position} in {where}: one file per "
-                "position"
+                f"{grid[cell]} and {path} are both at {position} in {where}: one file per position"
             )
         grid[cell] = path
     empty = [cell for cell in np.ndindex(*grid.shape) if grid[cell] is None]
@@ -650,8 +649,10 @@ def ome_zarr_image(group, where: str | os.PathLike | None = None) -> OmeZarrImag
             where,
             f"no OME-Zarr multiscales metadata; open one of its arrays instead: {arrays}",
         )
-    if not isinstance(multiscales, list) or not multiscales or not all(
-        isinstance(m, Mapping) for m in multiscales
+    if (
+        not isinstance(multiscales, list)
+        or not multiscales
+        or not all(isinstance(m, Mapping) for m in multiscales)
     ):
         raise _ome_error(
             where, f"'multiscales' must be a non-empty list of objects, got {multiscales!r:.60}"
@@ -680,9 +681,7 @@ def ome_zarr_image(group, where: str | os.PathLike | None = None) -> OmeZarrImag
     else:
         if not isinstance(raw_axes, list):
             raise _ome_error(where, f"multiscales[0].axes must be a list, got {raw_axes!r:.60}")
-        axes = tuple(
-            str(a.get("name") if isinstance(a, Mapping) else a).upper() for a in raw_axes
-        )
+        axes = tuple(str(a.get("name") if isinstance(a, Mapping) else a).upper() for a in raw_axes)
     if len(axes) != array.ndim:
         raise _ome_error(
             where, f"array {array_path!r} has {array.ndim} dims but the axes are {list(axes)}"
@@ -965,4 +964,6 @@ def __getattr__(name: str) -> object:
     from nima_lessons._moved import moved_attribute
 
     readers = ("lazy_imread", "imread_dask_image", "imread_dask")
-    return moved_attribute(__name__, name, {old: f"nima_lessons.course.readers:{old}" for old in readers})
+    return moved_attribute(
+        __name__, name, {old: f"nima_lessons.course.readers:{old}" for old in readers}
+    )

@@ -35,9 +35,7 @@ def _box(shape: tuple[int, ...], selection: Selection) -> list[tuple[int, int]]:
     for axis, (item, size) in enumerate(zip(key, shape, strict=True)):
         if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             if not -size <= item < size:
-                raise ValueError(
-                    f"index {item} is out of bounds for axis {axis} of size {size}"
-                )
+                raise ValueError(f"index {item} is out of bounds for axis {axis} of size {size}")
             start = int(item) % size
             box.append((start, start + 1))
         elif isinstance(item, slice):
@@ -48,9 +46,7 @@ def _box(shape: tuple[int, ...], selection: Selection) -> list[tuple[int, int]]:
                 )
             box.append((start, max(start, stop)))
         else:
-            raise TypeError(
-                f"axis {axis}: expected an integer or a slice, got {item!r}"
-            )
+            raise TypeError(f"axis {axis}: expected an integer or a slice, got {item!r}")
     return box
 
 
@@ -142,9 +138,7 @@ class RecordingStore(WrapperStore):
     ['c/0/0', 'c/0/1']
     """
 
-    def __init__(
-        self, store: Store, reads: list[tuple[str, int]] | None = None
-    ) -> None:
+    def __init__(self, store: Store, reads: list[tuple[str, int]] | None = None) -> None:
         super().__init__(store)
         self.reads: list[tuple[str, int]] = [] if reads is None else reads
 

@@ -379,9 +379,7 @@ def write_ratiometric(
                 tmp / f"{name}.tif", frames, photometric="minisblack", metadata={"axes": "CYX"}
             )
         labels = np.broadcast_to(scene.labels, (scene.n_z, *scene.shape))
-        tifffile.imwrite(
-            tmp / "labels.tif", np.ascontiguousarray(labels), metadata={"axes": "ZYX"}
-        )
+        tifffile.imwrite(tmp / "labels.tif", np.ascontiguousarray(labels), metadata={"axes": "ZYX"})
         scene.truth().to_csv(tmp / "truth.csv", index=False)
     return Path(folder)
 

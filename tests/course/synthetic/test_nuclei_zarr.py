@@ -54,9 +54,7 @@ def test_ome_zarr_reader_finds_image_and_labels(store):
     nodes = list(Reader(parse_url(str(store)))())
     image_node = nodes[0]
     assert image_node.data[0].shape == SHAPE
-    np.testing.assert_array_equal(
-        np.asarray(image_node.data[0]), nuclei_image(SHAPE, seed=4).image
-    )
+    np.testing.assert_array_equal(np.asarray(image_node.data[0]), nuclei_image(SHAPE, seed=4).image)
     assert any("image-label" in node.metadata or node.specs for node in nodes[1:])
 
 
