@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,11 +155,45 @@ class RecordingStore(WrapperStore):
         prototype: BufferPrototype,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
+        """Read one key from the wrapped store and note it.
+
+        Parameters
+        ----------
+        key : str
+            The key to read (a metadata document or a chunk file).
+        prototype : zarr.core.buffer.BufferPrototype
+            The kind of buffer to return.
+        byte_range : zarr.abc.store.ByteRequest, optional
+            The part of the value to read; ``None`` reads all of it.
+
+        Returns
+        -------
+        zarr.core.buffer.Buffer or None
+            The bytes read, ``None`` when the key is not stored (noted with size 0).
+        """
         buffer = await self._store.get(key, prototype, byte_range)
         self._note(key, buffer)
         return buffer
 
-    async def get_partial_values(self, prototype, key_ranges):
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Read parts of several keys from the wrapped store and note each one.
+
+        Parameters
+        ----------
+        prototype : zarr.core.buffer.BufferPrototype
+            The kind of buffer to return.
+        key_ranges : iterable of (str, ByteRequest or None)
+            The keys to read, each with the part of its value wanted.
+
+        Returns
+        -------
+        list of zarr.core.buffer.Buffer or None
+            One buffer per key, in order; ``None`` for a key that is not stored.
+        """
         key_ranges = list(key_ranges)
         buffers = await self._store.get_partial_values(prototype, key_ranges)
         for (key, _), buffer in zip(key_ranges, buffers, strict=True):
