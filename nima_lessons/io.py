@@ -315,7 +315,7 @@ class _TiffFileImage(_StoredImage):
     def load(self, key):
         try:
             return np.asarray(self._array()[key])
-        except Exception as error:  # noqa: BLE001 - codecs and tifffile raise many types
+        except Exception as error:  # codecs and tifffile raise many types
             raise _unreadable_tiff(self.path, error) from None
 
 
@@ -344,7 +344,7 @@ class _TiffFolderImage(_StoredImage):
         try:
             with tifffile.TiffFile(path) as tif:
                 return np.asarray(_tiff_array(tif)[file_key])
-        except Exception as error:  # noqa: BLE001 - codecs and tifffile raise many types
+        except Exception as error:  # codecs and tifffile raise many types
             raise _unreadable_tiff(path, error) from None
 
 
@@ -378,7 +378,7 @@ class _ZarrImage(_StoredImage):
     def load(self, key):
         try:
             return np.asarray(self.array()[key])
-        except Exception as error:  # noqa: BLE001 - each codec raises its own type
+        except Exception as error:  # each codec raises its own type
             raise ValueError(self._unreadable(key, error)) from None
 
     def _unreadable(self, key: tuple, error: Exception) -> str:
@@ -394,7 +394,7 @@ class _ZarrImage(_StoredImage):
             )
             try:
                 array[region]
-            except Exception as chunk_error:  # noqa: BLE001 - each codec raises its own type
+            except Exception as chunk_error:  # each codec raises its own type
                 chunk_key = array.metadata.encode_chunk_key(coords)
                 reason = str(chunk_error).splitlines()[0] if str(chunk_error) else ""
                 return (
@@ -753,7 +753,7 @@ def _zarr_store(path: Path, missing_chunks: MissingChunks) -> tuple[_StoredImage
 
     try:
         node = zarr.open(str(path), mode="r")
-    except Exception as error:  # noqa: BLE001 - zarr raises several types
+    except Exception as error:  # zarr raises several types
         raise ValueError(f"cannot open zarr store {path}: {error}") from None
     names = None
     if isinstance(node, zarr.Group):
@@ -864,7 +864,7 @@ def read_image(
     layout: str | Mapping[str, Mapping[str, int | str]] | None = None,
     missing_chunks: MissingChunks = "error",
 ) -> xr.DataArray:
-    """Open an image lazily as a (T, C, Z, Y, X) DataArray, one dask chunk per plane.
+    r"""Open an image lazily as a (T, C, Z, Y, X) DataArray, one dask chunk per plane.
 
     Only headers and metadata are read here; pixels are read when a
     computation needs them, each stored plane once.
@@ -895,7 +895,7 @@ def read_image(
         separator or none (``t0001_c0.tif``, ``t0c1.tif``); channel names are
         the numbers (``c01`` is ``"1"``). A string is a regular expression
         searched in each file name, with named groups among ``t``, ``c``,
-        ``z`` (``r"frame(?P<t>\\d+)_(?P<c>GFP|RFP)"``; a ``c`` group's text is
+        ``z`` (``r"frame(?P<t>\d+)_(?P<c>GFP|RFP)"``; a ``c`` group's text is
         the channel name). A mapping ``{file name: {"t": 0, "c": "G"}}`` lists
         the files of the folder to read and their positions.
     missing_chunks : {"error", "fill"}
