@@ -330,7 +330,7 @@ def test_missing_time_channel_file_is_named(tmp_path):
 
 def test_unsupported_source(tmp_path):
     (tmp_path / "image.png").write_bytes(b"")
-    with pytest.raises(ValueError, match="image.png"):
+    with pytest.raises(ValueError, match=r"image\.png"):
         read_image(tmp_path / "image.png")
     with pytest.raises(TypeError, match="source"):
         read_image(42)

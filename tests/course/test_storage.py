@@ -68,7 +68,7 @@ def test_a_tile_needs_one_run_per_row():
     ],
 )
 def test_bad_selections_are_named(selection, error):
-    with pytest.raises(error, match="step|entries|out of bounds|integer or a slice"):
+    with pytest.raises(error, match=r"step|entries|out of bounds|integer or a slice"):
         contiguous_byte_ranges((4, 6), "uint8", selection)
 
 

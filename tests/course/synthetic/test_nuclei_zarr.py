@@ -91,7 +91,7 @@ def test_lazy_arrays_render_only_requested_chunks(monkeypatch):
 
 
 def test_refuses_to_overwrite_and_leaves_no_partial_store(store, tmp_path):
-    with pytest.raises(FileExistsError, match="nuclei.zarr"):
+    with pytest.raises(FileExistsError, match=r"nuclei\.zarr"):
         write_nuclei_zarr(store, SHAPE, CHUNKS, seed=4, progress=False)
     target = tmp_path / "broken.zarr"
 
@@ -129,7 +129,7 @@ def test_bad_arguments_raise_before_writing(tmp_path, kwargs, match):
 
 
 def test_open_missing_or_incomplete_store(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.zarr"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.zarr"):
         open_nuclei_zarr(tmp_path / "missing.zarr")
     zarr.open_group(str(tmp_path / "empty.zarr"), mode="w", zarr_format=2)
     with pytest.raises(ValueError, match="not a complete nuclei store"):
