@@ -36,11 +36,25 @@ def test_store_holds_the_in_memory_image_and_truth(store):
     assert ndimage.label(image.compute() > NUCLEI_THRESHOLD)[1] == count
 
 
+def test_recorded_threshold_and_count_segment_the_stored_image(store):
+    # What a user of the store relies on, read with zarr and scipy alone: the recorded
+    # threshold segments the stored image into the recorded number of nuclei, one per label.
+    root = zarr.open_group(str(store), mode="r")
+    record = root.attrs["nima_lessons"]
+    image, labels = root["0"][:], root["labels/nuclei/0"][:]
+    assert image.shape == tuple(record["shape"]) and root["0"].chunks == tuple(record["chunks"])
+    found, n_found = ndimage.label(image > record["threshold"])
+    assert n_found == record["true_count"] == len(np.unique(labels)) - 1
+    # One segmented object per stored label, and the other way round.
+    both = (found > 0) & (labels > 0)
+    pairs = np.unique(np.stack([found[both], labels[both]]), axis=1)
+    assert pairs.shape[1] == len(set(pairs[0])) == len(set(pairs[1])) == n_found
+
+
 def test_metadata_is_ome_ngff(store):
     root = zarr.open_group(str(store), mode="r")
     record = root.attrs["nima_lessons"]
     assert record["seed"] == 4 and record["shape"] == list(SHAPE)
-    assert record["threshold"] == NUCLEI_THRESHOLD
     assert record["layout"] == "random sequential placement"
     multiscales = root.attrs["multiscales"][0]
     assert multiscales["version"] == "0.4"
@@ -137,7 +151,7 @@ def test_open_missing_or_incomplete_store(tmp_path):
 
 
 def test_a_store_of_the_older_lattice_generator_is_not_reused(tmp_path):
-    from nima_lessons.course.synthetic import is_complete
+    from nima_lessons.course.synthetic import is_dataset_complete as is_complete
 
     path = tmp_path / "nuclei.zarr"
     write_nuclei_zarr(path, (200, 300), (100, 100), seed=0, progress=False)
