@@ -104,9 +104,7 @@ def size_name(name: str | None = None) -> str:
     chosen = chosen.strip().lower()
     if chosen not in SIZES:
         source = "size" if name is not None else f"${SIZE_ENV}"
-        raise ValueError(
-            f"unknown {source} {chosen!r}: expected one of {sorted(SIZES)}"
-        )
+        raise ValueError(f"unknown {source} {chosen!r}: expected one of {sorted(SIZES)}")
     return chosen
 
 

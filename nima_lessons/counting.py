@@ -7,25 +7,35 @@ and the generator's ground truth, exactly rather than by eye.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, get_args, overload
 
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.ndimage as ndi
 from dask.array.overlap import ensure_minimum_chunksize
 
 from nima_lessons.labels import label as tiled_label
 from nima_lessons.labels import label_structure
+from nima_lessons.tiling import Chunks
 
-#: The strategies of :func:`count_tiled`, from the crudest to the exact ones.
 #: Default grey-level threshold of the counting functions: pixels brighter than
 #: this are nucleus. A fixed per-pixel threshold (rather than one computed from
 #: the data) gives the same answer on a tile as on the whole image; the lessons'
 #: synthetic nuclei are made so that it segments them exactly.
 NUCLEI_THRESHOLD = 60
 
-STRATEGIES = ("naive", "edge_half", "centroid", "global")
+#: A strategy of :func:`count_tiled`.
+Strategy = Literal["naive", "edge_half", "centroid", "global"]
+#: The strategies of :func:`count_tiled`, from the crudest to the exact ones.
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+
+# What dask hands a block function as ``block_info``: per input (0, 1...) and for the
+# output (None), the block's place in the chunk grid (``"chunk-location"``,
+# ``"num-chunks"``, ``"array-location"``...).
+_BlockInfo = Mapping[int | None, Mapping[str, Any]]
 
 #: Default overlap of the "centroid" strategy. Generated nuclei are ellipses
 #: at most 30 px across; their blurred edge adds about 1 px on each side above
@@ -37,7 +47,7 @@ DEFAULT_DEPTH_PX = 34
 
 
 def segment_nuclei(
-    tile,
+    tile: npt.ArrayLike,
     threshold: float = NUCLEI_THRESHOLD,
     connectivity: int = 1,
     watershed: bool = False,
@@ -90,7 +100,9 @@ def segment_nuclei(
     return labels.astype(np.int32, copy=False), int(n)
 
 
-def _split_touching(mask, labels, structure, min_distance_px: int):
+def _split_touching(
+    mask: np.ndarray, labels: np.ndarray, structure: np.ndarray, min_distance_px: int
+) -> tuple[np.ndarray, int]:
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed as skimage_watershed
 
@@ -107,7 +119,7 @@ def _split_touching(mask, labels, structure, min_distance_px: int):
     return _renumber(split)
 
 
-def _renumber(labels: np.ndarray):
+def _renumber(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """Number the labels present 1..n, keeping their order."""
     values = np.unique(labels)
     values = values[values > 0]
@@ -117,7 +129,7 @@ def _renumber(labels: np.ndarray):
 
 
 def count_nuclei(
-    tile,
+    tile: npt.ArrayLike,
     threshold: float = NUCLEI_THRESHOLD,
     connectivity: int = 1,
     watershed: bool = False,
@@ -148,12 +160,16 @@ def count_nuclei(
 # ---------------------------------------------------------------- per-tile kernels
 
 
-def _count_block(block, threshold, connectivity, watershed) -> np.ndarray:
+def _count_block(
+    block: np.ndarray, threshold: float, connectivity: int, watershed: bool
+) -> np.ndarray:
     count = count_nuclei(block, threshold, connectivity, watershed)
     return np.full((1,) * block.ndim, count, dtype=np.int64)
 
 
-def _edge_half_block(block, threshold, connectivity, block_info=None) -> np.ndarray:
+def _edge_half_block(
+    block: np.ndarray, threshold: float, connectivity: int, *, block_info: _BlockInfo
+) -> np.ndarray:
     """Objects inside count 1, objects cut by a tile border count 1/2."""
     labels, n = segment_nuclei(block, threshold, connectivity)
     location = block_info[0]["chunk-location"]
@@ -171,7 +187,12 @@ def _edge_half_block(block, threshold, connectivity, block_info=None) -> np.ndar
 
 
 def _centroid_block(
-    block, threshold, connectivity, core_depth, block_info=None
+    block: np.ndarray,
+    threshold: float,
+    connectivity: int,
+    core_depth: tuple[int, ...],
+    *,
+    block_info: _BlockInfo,
 ) -> np.ndarray:
     """Count the objects of an overlapped tile whose centroid lies in its core.
 
@@ -208,11 +229,11 @@ def _centroid_block(
 
 
 def count_map(
-    image,
+    image: np.ndarray | da.Array,
     threshold: float = NUCLEI_THRESHOLD,
     connectivity: int = 1,
     watershed: bool = False,
-    chunks=None,
+    chunks: Chunks | None = None,
 ) -> da.Array:
     """Count the nuclei of every tile, lazily: one number per chunk.
 
@@ -242,8 +263,9 @@ def count_map(
     (2, 3)
     """
     array = _as_tiled(image, chunks)
-    return array.map_blocks(
+    return da.map_blocks(
         _count_block,
+        array,
         threshold,
         connectivity,
         watershed,
@@ -253,15 +275,46 @@ def count_map(
     )
 
 
+@overload
 def count_tiled(
-    image,
-    strategy: str,
+    image: np.ndarray | da.Array,
+    strategy: Strategy,
+    depth: int | None = ...,
+    threshold: float = ...,
+    connectivity: int = ...,
+    chunks: Chunks | None = ...,
+    compute: Literal[False] = ...,
+) -> da.Array: ...
+@overload
+def count_tiled(
+    image: np.ndarray | da.Array,
+    strategy: Strategy,
+    depth: int | None = ...,
+    threshold: float = ...,
+    connectivity: int = ...,
+    chunks: Chunks | None = ...,
+    *,
+    compute: Literal[True],
+) -> int | float: ...
+@overload
+def count_tiled(
+    image: np.ndarray | da.Array,
+    strategy: Strategy,
+    depth: int | None = ...,
+    threshold: float = ...,
+    connectivity: int = ...,
+    chunks: Chunks | None = ...,
+    compute: bool = ...,
+) -> da.Array | int | float: ...
+def count_tiled(
+    image: np.ndarray | da.Array,
+    strategy: Strategy,
     depth: int | None = None,
     threshold: float = NUCLEI_THRESHOLD,
     connectivity: int = 1,
-    chunks=None,
+    chunks: Chunks | None = None,
     compute: bool = False,
-):
+) -> da.Array | int | float:
     """Count nuclei tile by tile with one of four strategies.
 
     Parameters
@@ -317,10 +370,14 @@ def count_tiled(
     if strategy == "naive":
         total = count_map(array, threshold, connectivity).sum()
     elif strategy == "edge_half":
-        total = array.map_blocks(
-            _edge_half_block, threshold, connectivity,
+        total = da.map_blocks(
+            _edge_half_block,
+            array,
+            threshold,
+            connectivity,
             chunks=tuple((1,) * n for n in array.numblocks),
-            dtype=np.float64, meta=np.empty((0,) * array.ndim, dtype=np.float64),
+            dtype=np.float64,
+            meta=np.empty((0,) * array.ndim, dtype=np.float64),
         ).sum()
     elif strategy == "centroid":
         total = _centroid_counts(array, depth, threshold, connectivity).sum()
@@ -332,7 +389,9 @@ def count_tiled(
     return float(value) if strategy == "edge_half" else int(value)
 
 
-def _centroid_counts(array: da.Array, depth, threshold, connectivity) -> da.Array:
+def _centroid_counts(
+    array: da.Array, depth: int | None, threshold: float, connectivity: int
+) -> da.Array:
     depth = DEFAULT_DEPTH_PX if depth is None else depth
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
         raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
@@ -362,7 +421,7 @@ def _centroid_counts(array: da.Array, depth, threshold, connectivity) -> da.Arra
     )
 
 
-def _as_tiled(image, chunks) -> da.Array:
+def _as_tiled(image: object, chunks: Chunks | None) -> da.Array:
     if isinstance(image, da.Array):
         return image if chunks is None else image.rechunk(chunks)
     if isinstance(image, np.ndarray):
@@ -374,10 +433,10 @@ def _as_tiled(image, chunks) -> da.Array:
 
 
 def compare_strategies(
-    image,
-    chunk_sizes: Sequence = (100, 250, 500),
+    image: np.ndarray | da.Array,
+    chunk_sizes: Sequence[Chunks] = (100, 250, 500),
     truth: int | None = None,
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[Strategy] = STRATEGIES,
     depth: int | None = None,
     threshold: float = NUCLEI_THRESHOLD,
     whole_image_count: int | None = None,
@@ -435,9 +494,7 @@ def compare_strategies(
         array = _as_tiled(image, chunk_size)
         for strategy in strategies:
             started = time.perf_counter()
-            count = count_tiled(
-                array, strategy, depth=depth, threshold=threshold, compute=True
-            )
+            count = count_tiled(array, strategy, depth=depth, threshold=threshold, compute=True)
             seconds = time.perf_counter() - started
             row = {
                 "strategy": strategy,
@@ -465,7 +522,9 @@ def _relative(error: float, reference: float) -> float:
 
 __all__ = [
     "DEFAULT_DEPTH_PX",
+    "NUCLEI_THRESHOLD",
     "STRATEGIES",
+    "Strategy",
     "compare_strategies",
     "count_map",
     "count_nuclei",

@@ -16,14 +16,19 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from xml.etree import ElementTree
 
 import dask
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 import tifffile
 import xarray as xr
+
+if TYPE_CHECKING:
+    # zarr is imported where a store is opened: reading TIFF files does not need it.
+    import zarr
 
 __all__ = [
     "DIMS",
@@ -50,9 +55,11 @@ _HEADER_ERRORS = (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyEr
 _SHOWN = 3  # names or keys quoted in an error message
 
 MissingChunks = Literal["error", "fill"]
+# An index along one axis, as numpy takes it: a position, a slice or positions.
+_AxisIndex = int | np.integer | slice | npt.NDArray[np.integer]
 
 
-def natural_key(text: str) -> list:
+def natural_key(text: str) -> list[int | str]:
     """Sort key putting ``t2`` before ``t10``.
 
     Examples
@@ -68,12 +75,12 @@ def natural_key(text: str) -> list:
 # (or a curious learner) can wrap them and count how often the disk is touched.
 
 
-def _read_tiff_page(source: _StoredImage, key: tuple) -> np.ndarray:
+def _read_tiff_page(source: _StoredImage, key: tuple[Any, ...]) -> np.ndarray:
     """Read one block (a page, or the part of it asked for) of a TIFF source."""
     return source.load(key)
 
 
-def _read_zarr_block(source: _StoredImage, key: tuple) -> np.ndarray:
+def _read_zarr_block(source: _StoredImage, key: tuple[Any, ...]) -> np.ndarray:
     """Read one block of a zarr source."""
     return source.load(key)
 
@@ -89,7 +96,7 @@ def _read_whole_tiff(path: str) -> np.ndarray:
 # --------------------------------------------------------------------------- headers
 
 
-def tiff_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype, str]:
+def tiff_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype, str]:
     """Shape, dtype and axes of a TIFF file's first series, from its header only.
 
     Raises
@@ -165,7 +172,7 @@ def _ome_tiff_channels(xml: str | None, n_channels: int) -> list[str] | None:
     except ElementTree.ParseError:
         return None
 
-    def local(element) -> str:
+    def local(element: ElementTree.Element) -> str:
         return element.tag.rsplit("}", 1)[-1]
 
     image = next((e for e in root.iter() if local(e) == "Image"), None)
@@ -188,7 +195,7 @@ def _ome_tiff_channels(xml: str | None, n_channels: int) -> list[str] | None:
 # --------------------------------------------------------------------------- stored images
 
 
-def _covering_range(key, size: int) -> tuple[slice, object]:
+def _covering_range(key: _AxisIndex, size: int) -> tuple[slice, _AxisIndex]:
     """Split an index into the step-1 slice that covers it and the index inside that slice."""
     if isinstance(key, slice):
         start, stop, step = key.indices(size)
@@ -219,7 +226,15 @@ class _StoredImage:
 
     ndim = 5
 
-    def __init__(self, axes: str, stored_shape, dtype, unit_shape, token, where: str):
+    def __init__(
+        self,
+        axes: str,
+        stored_shape: Sequence[int],
+        dtype: npt.DTypeLike,
+        unit_shape: Sequence[int],
+        token: object,
+        where: str,
+    ) -> None:
         self.axes = axes  # stored axis order; "-" marks a dropped length-1 axis
         self.stored_shape = tuple(int(n) for n in stored_shape)
         sizes = dict(zip(axes, self.stored_shape, strict=True))
@@ -233,16 +248,16 @@ class _StoredImage:
         self.where = where
         self._token = token
 
-    def __dask_tokenize__(self):
+    def __dask_tokenize__(self) -> tuple[object, ...]:
         return (type(self).__name__, self.axes, self.stored_shape, str(self.dtype), self._token)
 
-    def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            at = key.index(Ellipsis)
-            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1 :]
-        key = key + (slice(None),) * (self.ndim - len(key))
-        cover, inner = zip(*map(_covering_range, key, self.shape), strict=True)
+    def __getitem__(self, key: object) -> np.ndarray:
+        index = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in index):
+            at = index.index(Ellipsis)
+            index = index[:at] + (slice(None),) * (self.ndim - len(index) + 1) + index[at + 1 :]
+        index = index + (slice(None),) * (self.ndim - len(index))
+        cover, inner = zip(*map(_covering_range, index, self.shape), strict=True)
         block = self._read_cover(cover)
         # What is left of the index, one axis at a time (orthogonal indexing).
         for axis in reversed(range(self.ndim)):
@@ -260,69 +275,78 @@ class _StoredImage:
         out_shape = tuple(len(range(n)[c]) for c, n in zip(cover, self.shape, strict=True))
         return block.reshape(out_shape)
 
-    def read(self, stored_key: tuple) -> np.ndarray:  # pragma: no cover - abstract
+    def read(self, stored_key: tuple[Any, ...]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def load(self, key) -> np.ndarray:  # pragma: no cover - abstract
+    def load(self, key: tuple[Any, ...]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def _tiff_array(tif: tifffile.TiffFile):
+def _tiff_array(tif: tifffile.TiffFile) -> zarr.Array:
     """The full-resolution level of an open TIFF's first series, as a zarr array."""
     import zarr
 
-    return zarr.open(tif.aszarr(series=0, level=0), mode="r")
+    return zarr.open_array(tif.aszarr(series=0, level=0), mode="r")
 
 
-def _unreadable_tiff(path, error: Exception) -> ValueError:
+def _unreadable_tiff(path: str, error: Exception) -> ValueError:
     return ValueError(f"cannot read TIFF file {path}: {type(error).__name__}: {error}")
 
 
 class _TiffFileImage(_StoredImage):
     """One multi-dimensional TIFF file, opened once in each process that reads it."""
 
-    def __init__(self, path: str, axes: str, stored_shape, dtype):
+    def __init__(
+        self, path: str, axes: str, stored_shape: Sequence[int], dtype: npt.DTypeLike
+    ) -> None:
         unit = _page_unit(axes, stored_shape)
         super().__init__(axes, stored_shape, dtype, unit, (path, os.path.getmtime(path)), path)
         self.path = path
-        self._opened = None
+        self._opened: tuple[tifffile.TiffFile, zarr.Array] | None = None
         self._lock = threading.Lock()
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_opened"] = state["_lock"] = None  # reopened where it is read
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def __del__(self):
+    def __del__(self) -> None:
         opened = getattr(self, "_opened", None)
         if opened is not None:
             opened[0].close()
 
-    def _array(self):
+    def _array(self) -> zarr.Array:
         with self._lock:
             if self._opened is None:
                 tif = tifffile.TiffFile(self.path)
                 self._opened = (tif, _tiff_array(tif))
             return self._opened[1]
 
-    def read(self, stored_key):
+    def read(self, stored_key: tuple[Any, ...]) -> np.ndarray:
         return _read_tiff_page(self, stored_key)
 
-    def load(self, key):
+    def load(self, key: tuple[Any, ...]) -> np.ndarray:
         try:
             return np.asarray(self._array()[key])
-        except Exception as error:  # noqa: BLE001 - codecs and tifffile raise many types
+        except Exception as error:  # codecs and tifffile raise many types
             raise _unreadable_tiff(self.path, error) from None
 
 
 class _TiffFolderImage(_StoredImage):
     """A grid of TIFF files, one per (T, C, Z) position given by their names."""
 
-    def __init__(self, files: np.ndarray, grid_axes: str, file_axes: str, file_shape, dtype):
+    def __init__(
+        self,
+        files: np.ndarray,
+        grid_axes: str,
+        file_axes: str,
+        file_shape: Sequence[int],
+        dtype: npt.DTypeLike,
+    ) -> None:
         unit = [1] * len(grid_axes) + _page_unit(file_axes, file_shape)
         paths = [str(f) for f in files.ravel()]
         token = [(path, os.path.getmtime(path)) for path in paths]
@@ -333,55 +357,56 @@ class _TiffFolderImage(_StoredImage):
         self.files = files
         self.n_grid = len(grid_axes)
 
-    def read(self, stored_key):
+    def read(self, stored_key: tuple[Any, ...]) -> np.ndarray:
         grid_key, file_key = stored_key[: self.n_grid], stored_key[self.n_grid :]
         cells = np.asarray(self.files[grid_key], dtype=object)
         parts = [_read_tiff_page(self, (path, file_key)) for path in cells.ravel()]
         return np.stack(parts).reshape(cells.shape + parts[0].shape)
 
-    def load(self, key):
+    def load(self, key: tuple[Any, ...]) -> np.ndarray:
         path, file_key = key
         try:
             with tifffile.TiffFile(path) as tif:
                 return np.asarray(_tiff_array(tif)[file_key])
-        except Exception as error:  # noqa: BLE001 - codecs and tifffile raise many types
+        except Exception as error:  # codecs and tifffile raise many types
             raise _unreadable_tiff(path, error) from None
 
 
 class _ZarrImage(_StoredImage):
     """One zarr array, opened once in each process that reads it."""
 
-    def __init__(self, store: str, array_path: str, axes: str, array):
+    def __init__(self, store: str, array_path: str, axes: str, array: zarr.Array) -> None:
         unit = array.shards or array.chunks
         where = os.path.join(store, array_path) if array_path else store
         token = (store, array_path, _zarr_mtime(where))
         super().__init__(axes, array.shape, array.dtype, unit, token, where)
         self.store = store
         self.array_path = array_path
-        self._array = None
+        self._array: zarr.Array | None = None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_array"] = None  # reopened where it is read
         return state
 
-    def array(self):
+    def array(self) -> zarr.Array:
         if self._array is None:
             import zarr
 
-            self._array = zarr.open_array(self.store, path=self.array_path or None, mode="r")
+            # An empty path is the store's root: a store that is itself the array.
+            self._array = zarr.open_array(self.store, path=self.array_path, mode="r")
         return self._array
 
-    def read(self, stored_key):
+    def read(self, stored_key: tuple[Any, ...]) -> np.ndarray:
         return _read_zarr_block(self, stored_key)
 
-    def load(self, key):
+    def load(self, key: tuple[Any, ...]) -> np.ndarray:
         try:
             return np.asarray(self.array()[key])
-        except Exception as error:  # noqa: BLE001 - each codec raises its own type
+        except Exception as error:  # each codec raises its own type
             raise ValueError(self._unreadable(key, error)) from None
 
-    def _unreadable(self, key: tuple, error: Exception) -> str:
+    def _unreadable(self, key: tuple[Any, ...], error: Exception) -> str:
         """Name the first chunk of ``key`` that cannot be read, or the block if none alone fails."""
         array = self.array()
         ranges = []
@@ -394,7 +419,7 @@ class _ZarrImage(_StoredImage):
             )
             try:
                 array[region]
-            except Exception as chunk_error:  # noqa: BLE001 - each codec raises its own type
+            except Exception as chunk_error:  # each codec raises its own type
                 chunk_key = array.metadata.encode_chunk_key(coords)
                 reason = str(chunk_error).splitlines()[0] if str(chunk_error) else ""
                 return (
@@ -497,8 +522,11 @@ def _positions_from_pattern(files: list[str], pattern: str, where: str) -> list[
     return positions
 
 
-def _positions_from_mapping(folder: Path, layout: Mapping) -> tuple[list[str], list[dict]]:
-    files, positions = [], []
+def _positions_from_mapping(
+    folder: Path, layout: Mapping[str, object]
+) -> tuple[list[str], list[dict[str, str]]]:
+    files: list[str] = []
+    positions: list[dict[str, str]] = []
     for name, where in layout.items():
         if not isinstance(where, Mapping) or not set(where) <= set(_LAYOUT_GROUPS):
             raise ValueError(
@@ -513,7 +541,9 @@ def _positions_from_mapping(folder: Path, layout: Mapping) -> tuple[list[str], l
     return files, positions
 
 
-def _file_grid(files: list[str], positions: list[dict[str, str]], where: str):
+def _file_grid(
+    files: list[str], positions: list[dict[str, str]], where: str
+) -> tuple[np.ndarray, str, dict[str, list[str]]]:
     """Arrange files in a grid over the axes their positions give, in T, C, Z order."""
     grid_axes = "".join(a for a in "TCZ" if positions and a in positions[0])
     values = {a: sorted({p[a] for p in positions}, key=natural_key) for a in grid_axes}
@@ -522,8 +552,7 @@ def _file_grid(files: list[str], positions: list[dict[str, str]], where: str):
         cell = tuple(values[a].index(position[a]) for a in grid_axes)
         if grid[cell] is not None:
             raise ValueError(
-                f"{grid[cell]} and {path} are both at {position} in {where}: one file per "
-                "position"
+                f"{grid[cell]} and {path} are both at {position} in {where}: one file per position"
             )
         grid[cell] = path
     empty = [cell for cell in np.ndindex(*grid.shape) if grid[cell] is None]
@@ -535,7 +564,9 @@ def _file_grid(files: list[str], positions: list[dict[str, str]], where: str):
     return grid, grid_axes, values
 
 
-def _tiff_folder(files: list[str], positions, where: str) -> tuple[_StoredImage, list[str]]:
+def _tiff_folder(
+    files: list[str], positions: list[dict[str, str]], where: str
+) -> tuple[_StoredImage, list[str]]:
     grid, grid_axes, values = _file_grid(files, positions, where)
     first = grid.flat[0]
     first_shape, first_dtype, first_axes = tiff_header(first)
@@ -563,7 +594,9 @@ def _tiff_folder(files: list[str], positions, where: str) -> tuple[_StoredImage,
     return image, names
 
 
-def _tiff_sequence(files: list[str], layout, where: str):
+def _tiff_sequence(
+    files: list[str], layout: str | None, where: str
+) -> tuple[_StoredImage, list[str]]:
     if layout is None:
         positions = _positions_from_tokens(files, where)
     else:
@@ -594,11 +627,11 @@ class OmeZarrImage:
     channels: tuple[str, ...] | None
 
 
-def _ome_error(where, detail: str) -> ValueError:
+def _ome_error(where: object, detail: str) -> ValueError:
     return ValueError(f"OME-Zarr image {where}: {detail}")
 
 
-def ome_zarr_image(group, where: str | os.PathLike | None = None) -> OmeZarrImage:
+def ome_zarr_image(group: zarr.Group, where: str | os.PathLike[str] | None = None) -> OmeZarrImage:
     """Read and check the OME-Zarr metadata of an image group (NGFF 0.4 and 0.5).
 
     The one reader of this metadata in the package: every OME-Zarr reader
@@ -638,31 +671,34 @@ def ome_zarr_image(group, where: str | os.PathLike | None = None) -> OmeZarrImag
     """
     import zarr
 
-    where = where if where is not None else getattr(group, "store_path", group)
+    shown = where if where is not None else group.store_path
     attrs = dict(group.attrs)
     ome = attrs.get("ome", attrs)
     if not isinstance(ome, Mapping):
-        raise _ome_error(where, f"'ome' must be an object, got {type(ome).__name__}")
+        raise _ome_error(shown, f"'ome' must be an object, got {type(ome).__name__}")
     multiscales = ome.get("multiscales")
     if multiscales is None:
         arrays = sorted(name for name, _ in group.arrays())
         raise _ome_error(
-            where,
+            shown,
             f"no OME-Zarr multiscales metadata; open one of its arrays instead: {arrays}",
         )
-    if not isinstance(multiscales, list) or not multiscales or not all(
-        isinstance(m, Mapping) for m in multiscales
+    if (
+        not isinstance(multiscales, list)
+        or not multiscales
+        or not all(isinstance(m, Mapping) for m in multiscales)
     ):
         raise _ome_error(
-            where, f"'multiscales' must be a non-empty list of objects, got {multiscales!r:.60}"
+            shown, f"'multiscales' must be a non-empty list of objects, got {multiscales!r:.60}"
         )
     datasets = multiscales[0].get("datasets")
     if not isinstance(datasets, list) or not datasets:
-        raise _ome_error(where, f"multiscales[0] has no datasets (got {datasets!r:.60})")
+        raise _ome_error(shown, f"multiscales[0] has no datasets (got {datasets!r:.60})")
     first = datasets[0]
     if not isinstance(first, Mapping) or not isinstance(first.get("path"), str):
-        raise _ome_error(where, f"multiscales[0].datasets[0] has no path (got {first!r:.60})")
+        raise _ome_error(shown, f"multiscales[0].datasets[0] has no path (got {first!r:.60})")
     array_path = first["path"]
+    array: zarr.Array | zarr.Group | None
     try:
         array = group[array_path]
     except (KeyError, FileNotFoundError):
@@ -670,27 +706,27 @@ def ome_zarr_image(group, where: str | os.PathLike | None = None) -> OmeZarrImag
     if not isinstance(array, zarr.Array):
         arrays = sorted(name for name, _ in group.arrays())
         raise _ome_error(
-            where,
+            shown,
             f"multiscales[0].datasets[0].path {array_path!r} is not an array of the store "
             f"(arrays: {arrays})",
         )
     raw_axes = multiscales[0].get("axes")
     if raw_axes is None:
-        axes = tuple(_default_axes(array.ndim, where))
+        axes = tuple(_default_axes(array.ndim, shown))
     else:
         if not isinstance(raw_axes, list):
-            raise _ome_error(where, f"multiscales[0].axes must be a list, got {raw_axes!r:.60}")
-        axes = tuple(
-            str(a.get("name") if isinstance(a, Mapping) else a).upper() for a in raw_axes
-        )
+            raise _ome_error(shown, f"multiscales[0].axes must be a list, got {raw_axes!r:.60}")
+        axes = tuple(str(a.get("name") if isinstance(a, Mapping) else a).upper() for a in raw_axes)
     if len(axes) != array.ndim:
         raise _ome_error(
-            where, f"array {array_path!r} has {array.ndim} dims but the axes are {list(axes)}"
+            shown, f"array {array_path!r} has {array.ndim} dims but the axes are {list(axes)}"
         )
-    return OmeZarrImage(array_path, axes, _omero_channels(ome, axes, array.shape, where))
+    return OmeZarrImage(array_path, axes, _omero_channels(ome, axes, array.shape, shown))
 
 
-def _omero_channels(ome: Mapping, axes, shape, where) -> tuple[str, ...] | None:
+def _omero_channels(
+    ome: Mapping[str, object], axes: Sequence[str], shape: Sequence[int], where: object
+) -> tuple[str, ...] | None:
     omero = ome.get("omero")
     if omero is None:
         return None
@@ -707,7 +743,7 @@ def _omero_channels(ome: Mapping, axes, shape, where) -> tuple[str, ...] | None:
     return tuple(str(c.get("label", i)) for i, c in enumerate(channels))
 
 
-def _default_axes(ndim: int, where) -> str:
+def _default_axes(ndim: int, where: object) -> str:
     axes = {2: "YX", 3: "ZYX", 4: "CZYX", 5: "TCZYX"}.get(ndim)
     if axes is None:
         raise ValueError(f"zarr array {where} has {ndim} dims and no axis names")
@@ -730,7 +766,7 @@ def _stored_chunk_keys(folder: str) -> set[str]:
     return keys
 
 
-def _check_chunks(array, folder: str, where: str) -> None:
+def _check_chunks(array: zarr.Array, folder: str, where: str) -> None:
     """Refuse an array some of whose chunks are not stored (they would read as fill values)."""
     unit = array.shards or array.chunks
     grid = [-(-n // c) for n, c in zip(array.shape, unit, strict=True)]
@@ -754,9 +790,9 @@ def _zarr_store(path: Path, missing_chunks: MissingChunks) -> tuple[_StoredImage
 
     try:
         node = zarr.open(str(path), mode="r")
-    except Exception as error:  # noqa: BLE001 - zarr raises several types
+    except Exception as error:  # zarr raises several types
         raise ValueError(f"cannot open zarr store {path}: {error}") from None
-    names = None
+    names: tuple[str, ...] | None = None
     if isinstance(node, zarr.Group):
         ome = ome_zarr_image(node, path)
         array_path, axes, names = ome.array_path, ome.axes, ome.channels
@@ -784,7 +820,9 @@ def _zarr_store(path: Path, missing_chunks: MissingChunks) -> tuple[_StoredImage
 # --------------------------------------------------------------------------- opening
 
 
-def _open_source(source, layout, missing_chunks) -> tuple[_StoredImage, list[str]]:
+def _open_source(
+    source: object, layout: object, missing_chunks: MissingChunks
+) -> tuple[_StoredImage, list[str]]:
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a path or a glob pattern, got {type(source).__name__}")
     if missing_chunks not in ("error", "fill"):
@@ -859,13 +897,13 @@ def select_channels(
 
 
 def read_image(
-    source: str | os.PathLike,
+    source: str | os.PathLike[str],
     channels: Sequence[str] | Mapping[str, str] | None = None,
     *,
     layout: str | Mapping[str, Mapping[str, int | str]] | None = None,
     missing_chunks: MissingChunks = "error",
 ) -> xr.DataArray:
-    """Open an image lazily as a (T, C, Z, Y, X) DataArray, one dask chunk per plane.
+    r"""Open an image lazily as a (T, C, Z, Y, X) DataArray, one dask chunk per plane.
 
     Only headers and metadata are read here; pixels are read when a
     computation needs them, each stored plane once.
@@ -896,7 +934,7 @@ def read_image(
         separator or none (``t0001_c0.tif``, ``t0c1.tif``); channel names are
         the numbers (``c01`` is ``"1"``). A string is a regular expression
         searched in each file name, with named groups among ``t``, ``c``,
-        ``z`` (``r"frame(?P<t>\\d+)_(?P<c>GFP|RFP)"``; a ``c`` group's text is
+        ``z`` (``r"frame(?P<t>\d+)_(?P<c>GFP|RFP)"``; a ``c`` group's text is
         the channel name). A mapping ``{file name: {"t": 0, "c": "G"}}`` lists
         the files of the folder to read and their positions.
     missing_chunks : {"error", "fill"}
@@ -965,4 +1003,6 @@ def __getattr__(name: str) -> object:
     from nima_lessons._moved import moved_attribute
 
     readers = ("lazy_imread", "imread_dask_image", "imread_dask")
-    return moved_attribute(__name__, name, {old: f"nima_lessons.course.readers:{old}" for old in readers})
+    return moved_attribute(
+        __name__, name, {old: f"nima_lessons.course.readers:{old}" for old in readers}
+    )

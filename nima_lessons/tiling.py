@@ -10,7 +10,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, get_args, overload
 
 import dask.array as da
 import numpy as np
@@ -223,6 +223,34 @@ def tile_error(
 # ---------------------------------------------------------------- searching
 
 
+@overload
+def minimal_overlap(
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
+    tol: float = ...,
+    max_depth: int | None = ...,
+    return_evaluations: Literal[False] = ...,
+) -> int: ...
+@overload
+def minimal_overlap(
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
+    tol: float = ...,
+    max_depth: int | None = ...,
+    *,
+    return_evaluations: Literal[True],
+) -> tuple[int, dict[int, float]]: ...
+@overload
+def minimal_overlap(
+    func: Filter,
+    image: ArrayLike,
+    chunks: Chunks,
+    tol: float = ...,
+    max_depth: int | None = ...,
+    return_evaluations: bool = ...,
+) -> int | tuple[int, dict[int, float]]: ...
 def minimal_overlap(
     func: Filter,
     image: ArrayLike,
@@ -437,7 +465,7 @@ def gaussian_depth(sigma: float, truncate: float = TRUNCATE) -> int:
     return math.ceil(sigma * truncate)
 
 
-def _name_and_params(filter_name: object, params: dict) -> tuple[str, dict]:
+def _name_and_params(filter_name: object, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(filter_name, functools.partial):
         if filter_name.args:
             raise ValueError(
@@ -453,11 +481,11 @@ def _name_and_params(filter_name: object, params: dict) -> tuple[str, dict]:
     return filter_name.lower(), params
 
 
-def _as_tuple(value: ArrayLike) -> tuple:
+def _as_tuple(value: ArrayLike) -> tuple[Any, ...]:
     return tuple(np.atleast_1d(value).tolist())
 
 
-def _gaussian_depths(name: str, params: dict) -> tuple[int, ...]:
+def _gaussian_depths(name: str, params: dict[str, Any]) -> tuple[int, ...]:
     if params.get("radius") is not None:
         return tuple(int(r) for r in _as_tuple(params["radius"]))
     if "sigma" not in params:
@@ -468,7 +496,9 @@ def _gaussian_depths(name: str, params: dict) -> tuple[int, ...]:
     )
 
 
-def _footprint_radii(name: str, params: dict, default_size: int | None) -> tuple[int, ...]:
+def _footprint_radii(
+    name: str, params: dict[str, Any], default_size: int | None
+) -> tuple[int, ...]:
     footprint = params.get("footprint", params.get("structure"))
     if footprint is not None:
         return tuple(int(n) // 2 for n in np.shape(footprint))

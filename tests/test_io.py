@@ -194,7 +194,9 @@ def test_names_without_tokens_are_refused_with_examples(tmp_path):
 
 def test_names_missing_a_token_others_have_are_named(tmp_path):
     write_folder(tmp_path, n_t=2, n_c=1)
-    tifffile.imwrite(tmp_path / "extra.tif", np.zeros((N_Z, *SHAPE), np.uint16), photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "extra.tif", np.zeros((N_Z, *SHAPE), np.uint16), photometric="minisblack"
+    )
     with pytest.raises(ValueError, match=r"extra\.tif"):
         read_image(tmp_path)
 
@@ -328,7 +330,7 @@ def test_missing_time_channel_file_is_named(tmp_path):
 
 def test_unsupported_source(tmp_path):
     (tmp_path / "image.png").write_bytes(b"")
-    with pytest.raises(ValueError, match="image.png"):
+    with pytest.raises(ValueError, match=r"image\.png"):
         read_image(tmp_path / "image.png")
     with pytest.raises(TypeError, match="source"):
         read_image(42)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(
+    (Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb")
+)
 MAX_BYTES = 2_000_000
 
 
@@ -41,7 +43,8 @@ def test_outputs_are_fresh_and_error_free(path):
         f"{path.name}: execution counts {counts} are not 1..n: re-run `make notebooks`"
     )
     errors = [
-        text_of(c)[:60] for c in code_cells(nb)
+        text_of(c)[:60]
+        for c in code_cells(nb)
         if any(o.get("output_type") == "error" for o in c.get("outputs", []))
     ]
     assert not errors, f"{path.name}: cells with stored errors: {errors}"
@@ -81,7 +84,8 @@ def test_run_all_leaves_every_exercise_unsolved(path):
     # or answer value is stored in the notebook.
     cells = load(path)["cells"]
     checks = [
-        i for i, c in enumerate(cells)
+        i
+        for i, c in enumerate(cells)
         if c["cell_type"] == "code" and text_of(c).lstrip().startswith("exercises.check_")
     ]
     for index in checks:
@@ -95,7 +99,9 @@ def test_run_all_leaves_every_exercise_unsolved(path):
         assert "solution" not in cell.get("metadata", {}).get("tags", []), (
             f"{path.name}: cell {index} is a stored solution; solutions live in {SOLUTIONS.name}/"
         )
-        assert "Correct:" not in output_text(cell), f"{path.name}: cell {index} shows a solved check"
+        assert "Correct:" not in output_text(cell), (
+            f"{path.name}: cell {index} shows a solved check"
+        )
     for match in solution_loads(load(path)):
         assert match.group(2) == path.name[:2], f"{path.name} loads {match.group(1)}"
         assert (path.parent / match.group(1)).is_file(), f"{path.name}: no {match.group(1)}"

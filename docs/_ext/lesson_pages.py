@@ -292,6 +292,18 @@ class CommandHelp(Directive):
     optional_arguments = 3
 
     def run(self) -> list[nodes.Node]:
+        """Render the help text as a literal block, under the command that prints it.
+
+        Returns
+        -------
+        list of docutils.nodes.Node
+            One ``literal_block`` holding ``$ nima-lessons ... --help`` and its output.
+
+        Raises
+        ------
+        ValueError
+            If a word of the directive is not a subcommand at that level.
+        """
         from nima_lessons.cli import build_parser
 
         with _terminal_width(78):
@@ -311,7 +323,19 @@ def _subparser(parser, word: str):
     raise ValueError(f"nima-lessons has no subcommand {word!r} under {parser.prog!r}")
 
 
-def setup(app: Sphinx) -> dict:
+def setup(app: Sphinx) -> dict[str, object]:
+    """Register the lesson options, the page hooks and ``command-help`` with Sphinx.
+
+    Parameters
+    ----------
+    app : sphinx.application.Sphinx
+        The application being set up.
+
+    Returns
+    -------
+    dict
+        The extension's version and its parallel-safety flags.
+    """
     app.add_config_value("lessons_source", "../notebooks", "env", str)
     app.add_config_value("lessons_repository_url", "", "env", str)
     app.add_config_value("lessons_repository_branch", "main", "env", str)

@@ -285,7 +285,9 @@ class _Pieces(Callback):
     def covering(self, extent: tuple[int, ...]) -> tuple[int, ...] | None:
         """A recorded piece at least ``extent`` along every axis, if there is one."""
         for shape in self.shapes:
-            if len(shape) == len(extent) and all(s >= e for s, e in zip(shape, extent)):
+            if len(shape) == len(extent) and all(
+                s >= e for s, e in zip(shape, extent, strict=True)
+            ):
                 return shape
         return None
 
@@ -516,7 +518,9 @@ def check_projection(func) -> Feedback:
 
     Examples
     --------
-    >>> check_projection(lambda stack: stack.map_blocks(lambda b: b.max(axis=1), drop_axis=1)).passed
+    >>> def project(stack):
+    ...     return stack.map_blocks(lambda b: b.max(axis=1), drop_axis=1)
+    >>> check_projection(project).passed
     True
     >>> print(check_projection(lambda stack: da.from_array(stack.compute().max(axis=1))).message)
     ... # doctest: +ELLIPSIS
@@ -731,7 +735,7 @@ def _judge_tophat(result, image, tiles, size, reads, pieces, case, name, first):
         )
     # The largest piece is an inner tile with a margin on both sides.
     tile = tuple(max(sizes) for sizes in result.chunks)
-    margin = max((piece - t) // 2 for piece, t in zip(_largest(pieces), tile))
+    margin = max((piece - t) // 2 for piece, t in zip(_largest(pieces), tile, strict=True))
     if margin > needed:
         return Feedback(
             False,
@@ -859,8 +863,8 @@ def check_tiled_count(func) -> Feedback:
                 "counting (nearly) the whole image at once, not tile by tile.",
                 (
                     (
-                        "keep the image's chunks: per-tile work with map_blocks or map_overlap, and "
-                        "combine small per-tile results"
+                        "keep the image's chunks: per-tile work with map_blocks or map_overlap, "
+                        "and combine small per-tile results"
                     ),
                 ),
             )
@@ -912,8 +916,8 @@ def _wrong_count(count, truth, answers, case) -> Feedback:
             "are counted once per tile they reach.",
             (
                 (
-                    "count a nucleus only in the tile that holds its centroid (overlap the tiles by "
-                    "at least one nucleus diameter), or label across tiles first"
+                    "count a nucleus only in the tile that holds its centroid (overlap the tiles "
+                    "by at least one nucleus diameter), or label across tiles first"
                 ),
             ),
         )
@@ -963,7 +967,9 @@ def _sweep_table(result) -> dict | Feedback:
             None,
         )
         sizes = result[size_column] if size_column is not None else result.index
-        return dict(zip((_as_whole_number(s) for s in sizes), result[columns["error"]]))
+        return dict(
+            zip((_as_whole_number(s) for s in sizes), result[columns["error"]], strict=True)
+        )
     if isinstance(result, pd.Series):
         return {_as_whole_number(k): v for k, v in result.items()}
     if isinstance(result, Mapping):
@@ -1043,7 +1049,7 @@ def check_error_sweep(answer, tiles: da.Array | None = None, whole_count: int | 
             "least twice the smallest, to see how the error scales.",
         )
     with _watch() as pieces:
-        values = dict(zip(table, dask.compute(*table.values())))
+        values = dict(zip(table, dask.compute(*table.values()), strict=True))
     image = np.asarray(tiles)
     return _judge_sweep(values, _naive_errors(image, table, int(whole_count)), pieces, image.shape)
 
@@ -1062,7 +1068,7 @@ def _check_sweep_function(func) -> Feedback:
             table = _sweep_table(result)
             if isinstance(table, Feedback):
                 return table
-            values = dict(zip(table, dask.compute(*table.values())))
+            values = dict(zip(table, dask.compute(*table.values()), strict=True))
     except _LearnerError as error:
         return _raised(name, error, case)
     missing = sorted(set(tile_sizes) - set(values))
@@ -1088,8 +1094,8 @@ def _judge_sweep(values, expected, pieces, shape) -> Feedback:
             "the errors differ from the naive tiled count's: " + "; ".join(wrong[:3]) + ".",
             (
                 (
-                    "error = (sum of the per-tile counts) - whole_count, with the image rechunked to "
-                    "each tile size: counting.count_map(tiles.rechunk(t)).sum()"
+                    "error = (sum of the per-tile counts) - whole_count, with the image rechunked "
+                    "to each tile size: counting.count_map(tiles.rechunk(t)).sum()"
                 ),
             ),
         )

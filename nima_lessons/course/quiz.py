@@ -153,9 +153,7 @@ def check_dataset_terabytes(answer: object) -> Feedback:
     return Feedback(
         False,
         f"{value:g} TB is not the size of this data set.",
-        (
-            "multiply width, height, depth, time points and bytes per pixel, then divide by 10^12",
-        ),
+        ("multiply width, height, depth, time points and bytes per pixel, then divide by 10^12",),
     )
 
 
@@ -186,9 +184,7 @@ def check_time_points_in_memory(answer: object) -> Feedback:
     if isinstance(value, Feedback):
         return value
     if not value.is_integer():
-        return Feedback(
-            False, f"{value:g} is not a whole number: a time point is all or nothing."
-        )
+        return Feedback(False, f"{value:g} is not a whole number: a time point is all or nothing.")
     count = int(value)
     memory = QUIZ_DATASET.laptop_bytes
     raw = _bytes_per_time_point(QUIZ_DATASET.dtype)
@@ -202,11 +198,7 @@ def check_time_points_in_memory(answer: object) -> Feedback:
     time_points = "time point needs" if count == 1 else "time points need"
     if need > memory:
         if count == memory // raw or count == memory // work:
-            counted = (
-                "input"
-                if count == memory // raw
-                else f"`{QUIZ_DATASET.work_dtype}` copy"
-            )
+            counted = "input" if count == memory // raw else f"`{QUIZ_DATASET.work_dtype}` copy"
             reason = f"that counts only the {counted}; both are in memory together."
         elif count in {
             -(-memory // (raw + work)),
@@ -225,7 +217,6 @@ def check_time_points_in_memory(answer: object) -> Feedback:
         )
     return Feedback(
         False,
-        f"{count} {time_points} only {need / 1e9:.1f} GB: more fit in "
-        f"{memory / 1e9:g} GB.",
+        f"{count} {time_points} only {need / 1e9:.1f} GB: more fit in {memory / 1e9:g} GB.",
         ("divide the memory by what one time point needs, and round down",),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,9 +35,7 @@ def _box(shape: tuple[int, ...], selection: Selection) -> list[tuple[int, int]]:
     for axis, (item, size) in enumerate(zip(key, shape, strict=True)):
         if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             if not -size <= item < size:
-                raise ValueError(
-                    f"index {item} is out of bounds for axis {axis} of size {size}"
-                )
+                raise ValueError(f"index {item} is out of bounds for axis {axis} of size {size}")
             start = int(item) % size
             box.append((start, start + 1))
         elif isinstance(item, slice):
@@ -48,9 +46,7 @@ def _box(shape: tuple[int, ...], selection: Selection) -> list[tuple[int, int]]:
                 )
             box.append((start, max(start, stop)))
         else:
-            raise TypeError(
-                f"axis {axis}: expected an integer or a slice, got {item!r}"
-            )
+            raise TypeError(f"axis {axis}: expected an integer or a slice, got {item!r}")
     return box
 
 
@@ -142,9 +138,7 @@ class RecordingStore(WrapperStore):
     ['c/0/0', 'c/0/1']
     """
 
-    def __init__(
-        self, store: Store, reads: list[tuple[str, int]] | None = None
-    ) -> None:
+    def __init__(self, store: Store, reads: list[tuple[str, int]] | None = None) -> None:
         super().__init__(store)
         self.reads: list[tuple[str, int]] = [] if reads is None else reads
 
@@ -161,11 +155,45 @@ class RecordingStore(WrapperStore):
         prototype: BufferPrototype,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
+        """Read one key from the wrapped store and note it.
+
+        Parameters
+        ----------
+        key : str
+            The key to read (a metadata document or a chunk file).
+        prototype : zarr.core.buffer.BufferPrototype
+            The kind of buffer to return.
+        byte_range : zarr.abc.store.ByteRequest, optional
+            The part of the value to read; ``None`` reads all of it.
+
+        Returns
+        -------
+        zarr.core.buffer.Buffer or None
+            The bytes read, ``None`` when the key is not stored (noted with size 0).
+        """
         buffer = await self._store.get(key, prototype, byte_range)
         self._note(key, buffer)
         return buffer
 
-    async def get_partial_values(self, prototype, key_ranges):
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Read parts of several keys from the wrapped store and note each one.
+
+        Parameters
+        ----------
+        prototype : zarr.core.buffer.BufferPrototype
+            The kind of buffer to return.
+        key_ranges : iterable of (str, ByteRequest or None)
+            The keys to read, each with the part of its value wanted.
+
+        Returns
+        -------
+        list of zarr.core.buffer.Buffer or None
+            One buffer per key, in order; ``None`` for a key that is not stored.
+        """
         key_ranges = list(key_ranges)
         buffers = await self._store.get_partial_values(prototype, key_ranges)
         for (key, _), buffer in zip(key_ranges, buffers, strict=True):

@@ -15,18 +15,11 @@ FITTING = math.floor(16e9 / (PIXELS_PER_TIME_POINT * (2 + 8)))
 
 def test_questions_state_the_figures_the_checkers_use():
     text = quiz.dataset_question()
-    assert all(
-        f in text for f in ["3,700", "1,024", "2,048", "100", "uint16", "answer_tb"]
-    )
-    assert (
-        "16 GB" in quiz.time_points_question()
-        and "float64" in quiz.time_points_question()
-    )
+    assert all(f in text for f in ["3,700", "1,024", "2,048", "100", "uint16", "answer_tb"])
+    assert "16 GB" in quiz.time_points_question() and "float64" in quiz.time_points_question()
 
 
-@pytest.mark.parametrize(
-    "check", [quiz.check_dataset_terabytes, quiz.check_time_points_in_memory]
-)
+@pytest.mark.parametrize("check", [quiz.check_dataset_terabytes, quiz.check_time_points_in_memory])
 @pytest.mark.parametrize("unanswered", [None, ...])
 def test_an_unanswered_quiz_says_so(check, unanswered):
     feedback = check(unanswered)

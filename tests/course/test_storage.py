@@ -22,9 +22,7 @@ def read_ranges(path, ranges) -> bytes:
 def npy_file(tmp_path_factory):
     array = np.random.default_rng(3).integers(0, 60_000, (5, 37, 41), dtype=np.uint16)
     path = tmp_path_factory.mktemp("raw") / "array.npy"
-    np.save(
-        path, array
-    )  # numpy writes the file; we only read it back by byte positions
+    np.save(path, array)  # numpy writes the file; we only read it back by byte positions
     return path, array
 
 
@@ -45,9 +43,7 @@ def test_byte_ranges_give_back_numpys_selection(npy_file, selection):
     expected = np.ascontiguousarray(array[selection])
     assert read_ranges(path, ranges) == expected.tobytes()
     assert all(a < b for a, b in ranges)
-    assert all(
-        stop < start for (_, stop), (start, _) in itertools.pairwise(ranges)
-    )  # merged
+    assert all(stop < start for (_, stop), (start, _) in itertools.pairwise(ranges))  # merged
 
 
 def test_whole_rows_and_whole_array_are_single_runs():
@@ -57,9 +53,7 @@ def test_whole_rows_and_whole_array_are_single_runs():
 
 
 def test_a_tile_needs_one_run_per_row():
-    ranges = contiguous_byte_ranges(
-        (1000, 1000), "uint16", (slice(100, 300), slice(0, 50))
-    )
+    ranges = contiguous_byte_ranges((1000, 1000), "uint16", (slice(100, 300), slice(0, 50)))
     assert len(ranges) == 200 and {b - a for a, b in ranges} == {100}
     assert ranges[1][0] - ranges[0][0] == 2000  # one image row further on
 
@@ -74,7 +68,7 @@ def test_a_tile_needs_one_run_per_row():
     ],
 )
 def test_bad_selections_are_named(selection, error):
-    with pytest.raises(error, match="step|entries|out of bounds|integer or a slice"):
+    with pytest.raises(error, match=r"step|entries|out of bounds|integer or a slice"):
         contiguous_byte_ranges((4, 6), "uint8", selection)
 
 
@@ -84,9 +78,7 @@ def chunks_overlapping(selection, shape, chunks):
     mask[selection] = True
     keys = set()
     for index in zip(*np.nonzero(mask), strict=True):
-        keys.add(
-            "c/" + "/".join(str(i // c) for i, c in zip(index, chunks, strict=True))
-        )
+        keys.add("c/" + "/".join(str(i // c) for i, c in zip(index, chunks, strict=True)))
     return sorted(keys)
 
 
@@ -97,16 +89,12 @@ def chunks_overlapping(selection, shape, chunks):
 def test_recording_store_sees_the_chunks_a_read_needs(tmp_path, selection):
     shape, chunks = (120, 150), (50, 50)
     image = np.arange(np.prod(shape), dtype=np.uint32).reshape(shape)
-    array = zarr.create_array(
-        tmp_path / "a.zarr", shape=shape, chunks=chunks, dtype=image.dtype
-    )
+    array = zarr.create_array(tmp_path / "a.zarr", shape=shape, chunks=chunks, dtype=image.dtype)
     array[:] = image
     store = RecordingStore(zarr.storage.LocalStore(tmp_path / "a.zarr", read_only=True))
     reopened = zarr.open_array(store, mode="r")
     store.clear_reads()
     np.testing.assert_array_equal(reopened[selection], image[selection])
     assert store.chunk_keys() == chunks_overlapping(selection, shape, chunks)
-    on_disk = sum(
-        (tmp_path / "a.zarr" / key).stat().st_size for key in store.chunk_keys()
-    )
+    on_disk = sum((tmp_path / "a.zarr" / key).stat().st_size for key in store.chunk_keys())
     assert store.chunk_bytes() == on_disk

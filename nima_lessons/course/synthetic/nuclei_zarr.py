@@ -144,7 +144,8 @@ def write_nuclei_zarr(
         labels_group = root.create_group("labels").create_group(LABEL_NAME)
         sources, targets = [], []
         for level, factor in enumerate(factors):
-            for group, lazy in zip((root, labels_group), _lazy_render(layout, chunks, factor)):
+            image, labels = _lazy_render(layout, chunks, factor)
+            for group, lazy in ((root, image), (labels_group, labels)):
                 sources.append(lazy)
                 targets.append(_create_level(group, str(level), lazy.shape, chunks, lazy.dtype))
         for group, name in ((root, "nuclei"), (labels_group, LABEL_NAME)):

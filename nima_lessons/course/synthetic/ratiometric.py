@@ -19,11 +19,10 @@ import zarr
 from ome_zarr.format import FormatV04
 from tqdm.auto import tqdm
 
-from nima_lessons.config import progress_enabled
-from nima_lessons.io import ome_zarr_image
 from nima_lessons._atomic import atomic_path
-
+from nima_lessons.config import progress_enabled
 from nima_lessons.course.synthetic._validate import check_positive_int, check_seed, check_shape
+from nima_lessons.io import ome_zarr_image
 
 with warnings.catch_warnings():
     # ome-zarr's module evaluates a deprecated default argument at import time
@@ -379,9 +378,7 @@ def write_ratiometric(
                 tmp / f"{name}.tif", frames, photometric="minisblack", metadata={"axes": "CYX"}
             )
         labels = np.broadcast_to(scene.labels, (scene.n_z, *scene.shape))
-        tifffile.imwrite(
-            tmp / "labels.tif", np.ascontiguousarray(labels), metadata={"axes": "ZYX"}
-        )
+        tifffile.imwrite(tmp / "labels.tif", np.ascontiguousarray(labels), metadata={"axes": "ZYX"})
         scene.truth().to_csv(tmp / "truth.csv", index=False)
     return Path(folder)
 

@@ -100,9 +100,9 @@ def test_bad_arguments_raise(kwargs, match):
 
 def test_region_outside_image_raises():
     layout = nuclei_layout((100, 100), seed=0)
-    with pytest.raises(ValueError, match="rows=.*outside the image"):
+    with pytest.raises(ValueError, match=r"rows=.*outside the image"):
         render_nuclei(layout, slice(0, 101), slice(0, 10))
-    with pytest.raises(ValueError, match="cols=.*outside the image"):
+    with pytest.raises(ValueError, match=r"cols=.*outside the image"):
         render_nuclei(layout, slice(0, 10), slice(None, 10))
 
 
