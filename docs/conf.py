@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -30,7 +29,9 @@ BINDERHUB_URL = "https://mybinder.org"
 project = "nima-lessons"
 author = "the nima-lessons authors"
 copyright = "the nima-lessons authors, BSD 3-Clause"
-version = release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+from nima_lessons import __version__  # noqa: E402  (the package's one version)
+
+version = release = __version__
 
 extensions = [
     "myst_nb",

@@ -3,7 +3,7 @@
 A zarr store is written region by region; a progress record lets ``resume=True``
 skip what is already on disk, and a completion marker written last tells a finished
 store from an interrupted one. One writer at a time: the whole save holds the
-write lock of its target (:func:`nima_lessons._atomic.write_lock`).
+write lock of its target (``nima_lessons._atomic.write_lock``).
 
 How a zarr save proceeds
 ------------------------

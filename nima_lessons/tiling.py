@@ -266,7 +266,7 @@ def minimal_overlap(
     Depths 0, 1, 2, 4, 8, ... are tried until one is good enough, then a
     binary search between the last bad and the first good depth finds the
     smallest: about ``2 * log2(depth)`` evaluations instead of ``depth``
-    (:func:`nima_lessons._search.first_passing`).
+    (``nima_lessons._search.first_passing``).
 
     Parameters
     ----------
@@ -644,7 +644,7 @@ def overlap_cost_factor(
     -------
     float or numpy.ndarray
         ``((tile_px + 2 * depth_px) / tile_px) ** ndim``: the rule of
-        :func:`extra_pixel_fraction` for a tile with neighbours on every side,
+        ``extra_pixel_fraction`` for a tile with neighbours on every side,
         which the whole tiling approaches as the tiles get many.
 
     Raises
@@ -726,7 +726,6 @@ __all__ = [
     "Depth",
     "Filter",
     "FilterName",
-    "GridChunks",
     "TileError",
     "compare_results",
     "extra_pixel_fraction",

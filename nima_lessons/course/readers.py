@@ -1,4 +1,4 @@
-"""Teaching-only readers: the classic constructions the lessons compare with :func:`read_image`.
+"""Teaching-only readers: the classic constructions the lessons compare with ``read_image``.
 
 A delayed read per file stacked with ``da.stack``, dask-image's ``imread`` and dask's own
 ``imread``; the analysis core reads through :func:`nima_lessons.io.read_image` instead.
@@ -39,7 +39,7 @@ def lazy_imread(pattern: str | os.PathLike) -> da.Array:
     Returns
     -------
     dask.array.Array
-        (n_files, *file_shape), one chunk per file.
+        ``(n_files, *file_shape)``, one chunk per file.
 
     Raises
     ------
@@ -69,7 +69,7 @@ def imread_dask_image(pattern: str | os.PathLike) -> da.Array:
     frames: it is right for a pattern of 2D files or for one multi-page file,
     but on a folder of 3D (Z, Y, X) files each chunk delivers only the first
     page of its file, and a file of 3 or 4 planes is taken for colour channels.
-    Use :func:`lazy_imread`, :func:`imread_dask` or :func:`read_image` for
+    Use :func:`lazy_imread`, :func:`imread_dask` or :func:`~nima_lessons.io.read_image` for
     3D files.
 
     Parameters

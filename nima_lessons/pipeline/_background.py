@@ -281,7 +281,7 @@ def background(
         * ``"li_adaptive"`` (nima's command-line default): below the Li
           threshold and below the local Gaussian threshold (``block_size``,
           default half the plane's width, odd) of the image with the cells
-          zeroed, see :func:`li_adaptive_mask`;
+          zeroed, see ``li_adaptive_mask``;
         * ``"li_li"``: below a second Li threshold computed without the cells;
         * ``"adaptive"``: below the local Gaussian threshold (``block_size``);
         * ``"arcsinh"``: low in a percentile filter of arcsinh(image)

@@ -128,7 +128,7 @@ def segment_plane(
         must rise above the saddle to a neighbouring one.
     cleanup : {"fill_holes", "closing"}
         ``"fill_holes"`` fills every hole of the mask; ``"closing"`` is nima's
-        morphological closing (:func:`close_mask`).
+        morphological closing (``close_mask``).
 
     Returns
     -------

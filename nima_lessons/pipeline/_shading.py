@@ -146,7 +146,7 @@ def shading(im: xr.DataArray, dark, flat) -> xr.DataArray:
         Image with dims including ("Y", "X"), usually (T, C, Z, Y, X).
     dark, flat : array-like or xarray.DataArray
         Dark-current frame and flat field (mean about 1), (Y, X) for all
-        channels or (C, Y, X) per channel; see :func:`as_constant`.
+        channels or (C, Y, X) per channel; see ``as_constant``.
 
     Returns
     -------

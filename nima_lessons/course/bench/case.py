@@ -50,7 +50,7 @@ A :class:`Trial` names the row (``operation``, ``implementation``, ``role``,
 
 - ``run``: a callable timed here, ``repeats`` times after an optional ``warmup``;
 - ``job``: ``("package.module:function", kwargs)``, a function that loads its input
-  and returns a :class:`~nima_lessons.course.bench.harness.Work`, run in a fresh
+  and returns a ``Work`` (:mod:`nima_lessons.course.bench.harness`), run in a fresh
   process so that the row's peak memory is that job's alone (the ``tiny`` preset runs
   it in the calling process: quicker, structure only);
 - ``seconds``: values the case measured itself (a cluster's start-up).

@@ -230,7 +230,7 @@ def first_uniform_frame(stack, tolerance: float = 0) -> UniformFrame:
     and the frame is exactly uniform, as is every deeper frame. Because
     uniformity only switches on once, an exponential search (frames 1, 2, 4,
     8... until one is uniform) followed by a binary search in the last
-    interval (:func:`nima_lessons._search.first_passing`) finds the switch in
+    interval (``nima_lessons._search.first_passing``) finds the switch in
     about ``2 * log2(index)`` frames instead of ``index``.
 
     Parameters

@@ -93,7 +93,7 @@ def write_nuclei_zarr(
     resolution at ``labels/nuclei/0``); the true count is in the root
     attributes, ``attrs["nima_lessons"]["true_count"]``, next to the seed,
     shape, segmentation threshold and how the nuclei were placed
-    (:data:`~nima_lessons.course.synthetic.nuclei.LAYOUT`). Each chunk is
+    (``nima_lessons.course.synthetic.nuclei.LAYOUT``). Each chunk is
     rendered, written and released, so memory use does not grow with the
     image; the store appears under its final name only when complete.
 
