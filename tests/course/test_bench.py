@@ -228,6 +228,10 @@ def test_results_json_has_the_documented_structure(tiny_run):
 @pytest.mark.parametrize("name", bench.CASES)
 def test_every_case_reports_anchor_and_ours_and_their_ratios(tiny_run, name):
     case = tiny_run[0]["cases"][name]
+    if "anchor" not in {row["role"] for row in case["rows"]}:  # its data or tool is missing
+        skipped = [note for note in case["notes"] if "skipped" in note]
+        assert skipped, f"{name} has no anchor row and no note saying why"
+        pytest.skip(skipped[0])
     assert {"anchor", "ours"} <= {row["role"] for row in case["rows"]}
     assert case["comparisons"], f"{name} compares nothing"
     for item in case["comparisons"]:
@@ -326,11 +330,12 @@ def test_markdown_has_one_section_table_and_figure_per_case(tiny_run):
     results, out = tiny_run
     text = (out / "results.md").read_text()
     assert text.startswith("# nima-lessons benchmark results")
+    measured = [name for name, case in results["cases"].items() if case["rows"]]
     for name in bench.CASES:
-        assert f"(`{name}`)" in text and f"![{name}]({name}.png)" in text
-    assert text.count("| operation | implementation | role |") == len(bench.CASES)
+        assert f"(`{name}`)" in text and (f"![{name}]({name}.png)" in text) == (name in measured)
+    assert text.count("| operation | implementation | role |") == len(measured)
     assert "memory-copy bandwidth" in text
-    assert set(results["files"]["plots"]) == set(bench.CASES)
+    assert set(results["files"]["plots"]) == set(measured)
     for path in results["files"]["plots"].values():
         image = matplotlib.image.imread(path)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
