@@ -1,6 +1,18 @@
 """Connected components of a chunked mask, labelled tile by tile and merged into one image.
 
-Same partition and same numbers as scipy.ndimage.label on the whole image, with no serial pass.
+Same partition and same numbers as ``scipy.ndimage.label`` on the whole image,
+with no serial pass over the pixels.
+
+Why not ``scipy.ndimage.label`` on each tile: it writes a whole int32 label
+image per tile, and the tiled algorithm must keep every tile's labels until the
+merge has seen all of them (a label's final number depends on objects in other
+tiles), so a large image would hold its whole label image twice over. Each tile
+is labelled here by a compiled run-length pass instead: foreground runs along
+the last axis, joined with the runs they touch on the neighbouring lines, and
+numbered in raster order of their first pixel, as scipy numbers labels. The
+runs (a few bytes per run, far fewer runs than pixels for blob-like masks) are
+all a tile keeps until the final relabelling paints them with their global
+numbers.
 """
 
 from __future__ import annotations
@@ -8,12 +20,13 @@ from __future__ import annotations
 import itertools
 
 import dask.array as da
+import numba
 import numpy as np
 import scipy.ndimage as ndi
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+__all__ = ["INT32_LIMIT", "label", "label_structure"]
 
 #: Largest label count stored as int32; bigger images get int64 labels.
 INT32_LIMIT = np.iinfo(np.int32).max
@@ -74,8 +87,8 @@ def label(mask, connectivity: int = 1) -> tuple[da.Array, da.Array]:
         2**31 - 1 pixels.
     n : dask.array.Array
         Lazy 0-d int64 count of objects. It shares the graph with ``labels``:
-        ``dask.compute(labels, n)`` computes the labelling once; ``int(n)``
-        alone skips the final relabelling.
+        ``dask.compute(labels, n)`` labels each tile once; ``int(n)`` alone
+        skips the final relabelling.
 
     Raises
     ------
@@ -86,22 +99,21 @@ def label(mask, connectivity: int = 1) -> tuple[da.Array, da.Array]:
 
     Notes
     -----
-    The graph has four stages, none of which holds the whole image:
+    The graph has three stages, built with ``map_blocks`` and one
+    ``dask.delayed`` merge; none of them holds the whole image:
 
-    1. every block is labelled on its own with ``scipy.ndimage.label``;
-    2. every block reports small summaries: the raster index of the first
-       pixel of each local label (scipy numbers labels in order of first
-       appearance, so these are where the flat labels exceed their running
-       maximum) and its faces on internal chunk boundaries; one task per
-       internal boundary lists the pairs of labels touching across it,
-       comparing pixels shifted by -1, 0 or +1 along the other axes as the
-       connectivity allows (edges and corners between diagonal blocks
-       included);
-    3. one merge task, fed only by those summaries, joins touching labels
-       with a connected-components pass over the face labels, and ranks the
-       objects by the raster index of their first pixel -- scipy's numbering;
-    4. every block is relabelled through the resulting lookup table, which is
-       a single graph key (sent once to each worker under dask.distributed).
+    1. every block is labelled on its own into runs (see the module notes);
+       it reports the number of its labels, the raster index of each label's
+       first pixel and its labels on the faces it shares with other blocks;
+    2. one merge task, fed only by those reports, lists the pairs of labels
+       touching across every internal chunk boundary (comparing face pixels
+       shifted by -1, 0 or +1 along the other axes as the connectivity allows,
+       so edges and corners between diagonal blocks count), joins them with a
+       connected-components pass, and ranks the objects by the raster index of
+       their first pixel -- scipy's numbering;
+    3. every block paints its runs with their final numbers, read from the
+       merge's lookup table (a single graph key, sent once to each worker
+       under dask.distributed).
 
     Every function in the graph is a module-level function, so the graph
     pickles and runs under dask.distributed.
@@ -121,7 +133,7 @@ def label(mask, connectivity: int = 1) -> tuple[da.Array, da.Array]:
     if mask.size == 0:
         empty_n = da.from_array(np.array(0, dtype=np.int64))
         return da.zeros(mask.shape, dtype=out_dtype, chunks=mask.chunks), empty_n
-    return _build_label_graph(mask, connectivity, out_dtype)
+    return _label_graph(mask, connectivity, out_dtype)
 
 
 # ---------------------------------------------------------------- validation
@@ -160,227 +172,356 @@ def _drop_empty_chunks(mask: da.Array) -> da.Array:
 # ---------------------------------------------------------------- graph
 
 
-def _build_label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
-    """Assemble the four stages as named layers of one high-level graph."""
-    token = tokenize(mask, connectivity)
-    names = {
-        stage: f"label-{stage}-{token}"
-        for stage in ("local", "first", "faces", "pairs", "merge", "relabel", "count")
-    }
-    local = mask.map_blocks(
-        _label_block, connectivity, dtype=np.int32, name=names["local"]
-    )
+def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
+    """Chain the three stages with map_blocks and one blockwise merge."""
+    ndim = mask.ndim
     grid = mask.numblocks
-    block_indices = list(np.ndindex(*grid))
-    starts = [np.cumsum((0, *sizes[:-1])).tolist() for sizes in mask.chunks]
-    # A block's provisional ids are local + linear_index * stride: distinct
-    # across blocks before the label counts (hence the offsets) are known.
-    stride = max(int(np.prod(shape)) for shape in itertools.product(*mask.chunks)) + 1
-
-    first_layer, faces_layer = {}, {}
-    for linear, index in enumerate(block_indices):
-        local_key = (names["local"], *index)
-        block_start = tuple(starts[axis][i] for axis, i in enumerate(index))
-        first_layer[(names["first"], *index)] = (
-            _first_pixels, local_key, block_start, mask.shape,
-        )
-        needed = tuple(
-            (i > 0, i < grid[axis] - 1) for axis, i in enumerate(index)
-        )
-        faces_layer[(names["faces"], *index)] = (
-            _block_faces, local_key, linear * stride, needed,
-        )
-
-    pairs_layer = {}
-    for axis in range(mask.ndim):
-        for boundary in range(grid[axis] - 1):
-            low = _nested_keys(names["faces"], grid, axis, boundary)
-            high = _nested_keys(names["faces"], grid, axis, boundary + 1)
-            pairs_layer[(names["pairs"], axis, boundary)] = (
-                _boundary_pairs, low, high, axis, connectivity,
-            )
-
-    merge_key = (names["merge"],)
-    merge_layer = {
-        merge_key: (
-            _merge_labels,
-            [(names["first"], *index) for index in block_indices],
-            list(pairs_layer),
-            stride,
-            out_dtype.str,
-        )
-    }
-    relabel_layer = {
-        (names["relabel"], *index): (
-            _relabel_block, (names["local"], *index), merge_key, linear,
-        )
-        for linear, index in enumerate(block_indices)
-    }
-    count_layer = {(names["count"],): (_object_count, merge_key)}
-
-    layers = dict(local.dask.layers)
-    dependencies = dict(local.dask.dependencies)
-    new_layers = {
-        names["first"]: (first_layer, {names["local"]}),
-        names["faces"]: (faces_layer, {names["local"]}),
-        names["pairs"]: (pairs_layer, {names["faces"]}),
-        names["merge"]: (merge_layer, {names["first"], names["pairs"]}),
-        names["relabel"]: (relabel_layer, {names["local"], names["merge"]}),
-        names["count"]: (count_layer, {names["merge"]}),
-    }
-    for name, (layer, deps) in new_layers.items():
-        layers[name] = layer
-        dependencies[name] = deps
-    graph = HighLevelGraph(layers, dependencies)
-    labels = da.Array(
-        graph, names["relabel"], chunks=mask.chunks, dtype=out_dtype,
-        meta=np.empty((0,) * mask.ndim, dtype=out_dtype),
+    one_cell_per_block = tuple((1,) * n for n in grid)
+    cell_meta = np.empty((0,) * ndim, dtype=object)
+    # Stage 1: one object per block (held in a 1 x ... x 1 object array): its runs.
+    tiles = mask.map_blocks(
+        _label_tile_cell, connectivity, chunks=one_cell_per_block, dtype=object,
+        meta=cell_meta, token="label-tiles",
     )
-    count = da.Array(
-        graph, names["count"], chunks=(), dtype=np.int64,
-        meta=np.empty((), dtype=np.int64),
+    # Only the small reports travel to the merge, not the runs.
+    reports = tiles.map_blocks(
+        _report_cell, mask.shape, grid, dtype=object, meta=cell_meta, token="label-reports"
+    )
+    # Stage 2: every block index contracted into one 0-d task.
+    block_index = tuple(range(ndim))
+    merged = da.blockwise(
+        _merge_reports, (), reports, block_index, concatenate=False, dtype=object,
+        meta=np.empty((), dtype=object), token="label-merge",
+        grid=grid, connectivity=connectivity, dtype_str=out_dtype.str,
+    )
+    labels = da.map_blocks(
+        _paint_cell, tiles, merged, grid, out_dtype.str, chunks=mask.chunks,
+        dtype=out_dtype, meta=np.empty((0,) * ndim, dtype=out_dtype), token="label-paint",
+    )
+    count = merged.map_blocks(
+        _object_count, dtype=np.int64, meta=np.empty((), dtype=np.int64), token="label-count"
     )
     return labels, count
 
 
-def _nested_keys(name: str, grid: tuple[int, ...], axis: int, position: int):
-    """Keys of the blocks at ``position`` along ``axis``, nested over the other axes."""
-    other_axes = [a for a in range(len(grid)) if a != axis]
-
-    def nest(level: int, index: list[int]):
-        if level == len(other_axes):
-            full = list(index)
-            full.insert(axis, position)
-            return (name, *full)
-        return [nest(level + 1, index + [i]) for i in range(grid[other_axes[level]])]
-
-    return nest(0, [])
+# ---------------------------------------------------------------- tiles
 
 
-# ---------------------------------------------------------------- block tasks
+class _Tile:
+    """A block labelled as runs: what stage 1 keeps until the final painting.
 
-
-def _label_block(block: np.ndarray, connectivity: int) -> np.ndarray:
-    """Label one block on its own (stage 1)."""
-    structure = ndi.generate_binary_structure(block.ndim, connectivity)
-    labels = np.empty(block.shape, dtype=np.int32)
-    ndi.label(block, structure=structure, output=labels)
-    return labels
-
-
-def _first_pixels(
-    labels: np.ndarray, block_start: tuple[int, ...], image_shape: tuple[int, ...]
-) -> np.ndarray:
-    """Global raster index of the first pixel of each local label, in label order.
-
-    scipy numbers labels in order of first appearance, so a label's first
-    pixel is where the flat labels exceed their running maximum.
+    ``line_start[k]`` is the first run of line ``k`` (the block seen as
+    ``(n_lines, width)``, lines along the last axis); run ``r`` covers
+    ``starts[r] <= x < ends[r]`` and has local label ``run_labels[r]``
+    (1..``n_labels``, in raster order of first pixels).
     """
-    flat = labels.ravel()
-    if flat.size == 0:
-        return np.empty(0, dtype=np.int64)
-    running_max = np.maximum.accumulate(flat)
-    first_flat = np.flatnonzero(flat[1:] > running_max[:-1]) + 1
-    if flat[0] > 0:
-        first_flat = np.concatenate(([0], first_flat))
-    coords = np.unravel_index(first_flat, labels.shape)
-    global_coords = tuple(c + s for c, s in zip(coords, block_start))
-    return np.ravel_multi_index(global_coords, image_shape).astype(np.int64)
+
+    __slots__ = ("ends", "first_runs", "line_start", "run_labels", "shape", "start", "starts")
+
+    def __init__(self, shape, line_start, starts, ends, run_labels, first_runs, start):
+        self.shape = shape
+        self.line_start = line_start
+        self.starts = starts
+        self.ends = ends
+        self.run_labels = run_labels
+        self.first_runs = first_runs
+        self.start = start
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.first_runs)
+
+    def __getstate__(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state):
+        for name, value in zip(self.__slots__, state):
+            setattr(self, name, value)
 
 
-def _block_faces(
-    labels: np.ndarray, base: int, needed: tuple[tuple[bool, bool], ...]
-) -> tuple:
-    """First and last slice of the block along each axis, as provisional ids.
-
-    Only faces on internal chunk boundaries are kept (``needed``); the others
-    are ``None``.
-    """
-    faces = []
-    for axis, (need_first, need_last) in enumerate(needed):
-        for want, position in ((need_first, 0), (need_last, -1)):
-            if not want:
-                faces.append(None)
-                continue
-            face = np.take(labels, position, axis=axis).astype(np.int64)
-            faces.append(np.where(face > 0, face + base, 0))
-    # A tuple, not a list: dask would read a list as nested keys to resolve.
-    return tuple(faces)
+def _wrap(value, ndim: int) -> np.ndarray:
+    """Hold ``value`` in a 1 x ... x 1 object array: one cell per block."""
+    cell = np.empty((1,) * ndim, dtype=object)
+    cell[(0,) * ndim] = value
+    return cell
 
 
-def _assemble(grid, level: int = 0) -> np.ndarray:
-    """Concatenate a nested list of faces into one strip spanning the image."""
-    if isinstance(grid, list):
-        return np.concatenate([_assemble(item, level + 1) for item in grid], axis=level)
-    return grid
+def _label_tile_cell(block: np.ndarray, connectivity: int, block_info=None) -> np.ndarray:
+    """Stage 1 for one block: label it into runs."""
+    start = tuple(low for low, _ in block_info[0]["array-location"])
+    return _wrap(_label_tile(block, connectivity, start), block.ndim)
 
 
-def _boundary_pairs(low_faces, high_faces, axis: int, connectivity: int) -> np.ndarray:
-    """Pairs of provisional ids touching across one internal chunk boundary.
-
-    ``low`` is the last slice before the boundary and ``high`` the first slice
-    after it, both across the whole image. A pixel of ``low`` touches the
-    pixels of ``high`` shifted by -1, 0 or +1 along the other axes, as long as
-    the offset has at most ``connectivity`` non-zero coordinates.
-    """
-    low = _assemble(_pick_face(low_faces, 2 * axis + 1))
-    high = _assemble(_pick_face(high_faces, 2 * axis))
-    found = []
-    for shift in itertools.product((-1, 0, 1), repeat=low.ndim):
-        if 1 + sum(s != 0 for s in shift) > connectivity:
-            continue
-        # low[x] faces high[x + shift]: crop both to where that exists.
-        low_part = low[tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, low.shape))]
-        high_part = high[
-            tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, high.shape))
-        ]
-        touching = (low_part > 0) & (high_part > 0)
-        if touching.any():
-            found.append(np.stack((low_part[touching], high_part[touching]), axis=1))
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(found), axis=0)
+def _label_tile(block: np.ndarray, connectivity: int, start=None) -> _Tile:
+    """Label one block into runs along its last axis (compiled passes)."""
+    block = np.asarray(block)
+    lines = block.reshape(-1, block.shape[-1])
+    if lines.dtype != np.bool_:
+        lines = lines != 0
+    offsets, steps, widened = _neighbour_lines(block.shape, connectivity)
+    line_start, starts, ends = _find_runs(lines)
+    parent = _join_runs(
+        line_start, starts, ends, np.asarray(block.shape[:-1], dtype=np.int64),
+        offsets, steps, widened,
+    )
+    run_labels, first_runs = _number_runs(parent)
+    start = (0,) * block.ndim if start is None else start
+    return _Tile(block.shape, line_start, starts, ends, run_labels, first_runs, start)
 
 
-def _pick_face(grid, face_index: int):
-    if isinstance(grid, list):
-        return [_pick_face(item, face_index) for item in grid]
-    return grid[face_index]
+def _neighbour_lines(shape: tuple[int, ...], connectivity: int):
+    """The earlier lines a line touches, as offsets over the leading axes.
 
-
-def _merge_labels(first_pixels: list, pairs: list, stride: int, dtype_str: str):
-    """Join touching labels and number objects in scipy's order (stage 3).
-
-    Only labels on chunk faces take part in the connected-components pass;
-    every object is then represented by its piece with the earliest first
-    pixel, and objects are ranked by that pixel's raster index.
+    A pixel touches those whose coordinates differ by one in at most
+    ``connectivity`` axes. Seen from a line, a neighbouring line differs in
+    ``k`` leading axes; its runs touch when they overlap (``k ==
+    connectivity``) or also when they are one pixel apart along the line
+    (``k < connectivity``: the diagonal step adds one differing axis).
+    Only lines earlier in raster order are listed; each pair is joined once.
 
     Returns
     -------
-    tuple
-        ``(table, offsets, n)``: ``table[offsets[b] + local]`` is the final
-        label of local label ``local`` of block ``b`` (``table[0] == 0``).
+    offsets : (m, ndim - 1) int64, steps : (m,) int64 (offsets in flat line
+    index), widened : (m,) bool
     """
-    dtype = np.dtype(dtype_str)
-    counts = np.array([len(f) for f in first_pixels], dtype=np.int64)
+    lead = shape[:-1]
+    line_strides = np.cumprod((1,) + lead[::-1][:-1])[::-1] if lead else np.empty(0, np.int64)
+    offsets, steps, widened = [], [], []
+    for offset in itertools.product((-1, 0, 1), repeat=len(lead)):
+        differing = sum(o != 0 for o in offset)
+        step = int(np.dot(offset, line_strides)) if lead else 0
+        # Earlier lines only: the first non-zero coordinate is negative.
+        if differing == 0 or differing > connectivity or next(o for o in offset if o) > 0:
+            continue
+        offsets.append(offset)
+        steps.append(step)
+        widened.append(differing < connectivity)
+    return (
+        np.asarray(offsets, dtype=np.int64).reshape(len(offsets), len(lead)),
+        np.asarray(steps, dtype=np.int64),
+        np.asarray(widened, dtype=np.bool_),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _find_runs(lines):
+    """Runs of True along each line: (line_start, starts, ends), ends exclusive."""
+    n_lines, width = lines.shape
+    # Every position where a line switches between background and foreground,
+    # collected without branches (each pixel is written, the count moves on a
+    # switch): data-dependent branches would be mispredicted at every switch.
+    switches = np.empty(n_lines * (width + 1), np.int32)
+    line_start = np.empty(n_lines + 1, np.int64)
+    count = 0
+    for k in range(n_lines):
+        line_start[k] = count // 2
+        row = lines[k]
+        previous = False
+        for x in range(width):
+            value = row[x]
+            switches[count] = x
+            count += value != previous
+            previous = value
+        switches[count] = width  # a run reaching the end of the line closes there
+        count += previous
+    line_start[n_lines] = count // 2
+    # Copies, so that the unused capacity is freed.
+    return line_start, switches[0:count:2].copy(), switches[1:count:2].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _root(parent, run):
+    while parent[run] != run:
+        parent[run] = parent[parent[run]]  # path halving
+        run = parent[run]
+    return run
+
+
+@numba.njit(cache=True, nogil=True)
+def _join_runs(line_start, starts, ends, lead_shape, offsets, steps, widened):
+    """Union-find over runs: ``parent`` links each set to its earliest run."""
+    n_runs = starts.shape[0]
+    n_lines = line_start.shape[0] - 1
+    n_lead = lead_shape.shape[0]
+    parent = np.arange(n_runs)
+    index = np.zeros(n_lead, np.int64)  # multi-index of the current line
+    for line in range(n_lines):
+        for o in range(steps.shape[0]):
+            inside = True
+            for axis in range(n_lead):
+                other = index[axis] + offsets[o, axis]
+                inside &= 0 <= other < lead_shape[axis]
+            if not inside:
+                continue
+            reach = 1 if widened[o] else 0
+            i, i_stop = line_start[line], line_start[line + 1]
+            j = line_start[line + steps[o]]
+            j_stop = line_start[line + steps[o] + 1]
+            while i < i_stop and j < j_stop:
+                if ends[j] + reach <= starts[i]:
+                    j += 1
+                elif ends[i] + reach <= starts[j]:
+                    i += 1
+                else:
+                    a = _root(parent, i)
+                    b = _root(parent, j)
+                    # The larger root joins the smaller: roots stay earliest runs.
+                    if a < b:
+                        parent[b] = a
+                    elif b < a:
+                        parent[a] = b
+                    if ends[i] < ends[j]:
+                        i += 1
+                    else:
+                        j += 1
+        # Next multi-index (odometer over the leading axes).
+        axis = n_lead - 1
+        while axis >= 0:
+            index[axis] += 1
+            if index[axis] < lead_shape[axis]:
+                break
+            index[axis] = 0
+            axis -= 1
+    return parent
+
+
+@numba.njit(cache=True, nogil=True)
+def _number_runs(parent):
+    """Local labels 1..n in raster order of first runs, and each label's first run."""
+    n_runs = parent.shape[0]
+    run_labels = np.empty(n_runs, np.int32)
+    first_runs = np.empty(n_runs, np.int64)
+    n = 0
+    for run in range(n_runs):
+        root = _root(parent, run)
+        if root == run:
+            first_runs[n] = run
+            n += 1
+            run_labels[run] = n
+        else:
+            # Roots are earliest runs, numbered already.
+            run_labels[run] = run_labels[root]
+    return run_labels, first_runs[:n].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _paint_lines(line_start, starts, ends, run_labels, lookup, lines, out):
+    """Write ``lookup[label]`` over each run of the chosen ``lines``, 0 elsewhere."""
+    for row in range(lines.shape[0]):
+        line = lines[row]
+        target = out[row]
+        target[:] = 0
+        for run in range(line_start[line], line_start[line + 1]):
+            value = lookup[run_labels[run]]
+            for x in range(starts[run], ends[run]):
+                target[x] = value
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_ends(line_start, starts, ends, run_labels, width):
+    """Local labels of the first and the last pixel of every line (0: background)."""
+    n_lines = line_start.shape[0] - 1
+    first = np.zeros(n_lines, np.int32)
+    last = np.zeros(n_lines, np.int32)
+    for line in range(n_lines):
+        if line_start[line + 1] > line_start[line]:
+            if starts[line_start[line]] == 0:
+                first[line] = run_labels[line_start[line]]
+            if ends[line_start[line + 1] - 1] == width:
+                last[line] = run_labels[line_start[line + 1] - 1]
+    return first, last
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _report_cell(cell, image_shape, grid, block_id=None) -> np.ndarray:
+    """What the merge needs from one block: label count, first pixels, faces."""
+    tile = cell.item()
+    return _wrap(_report(tile, image_shape, block_id, grid), len(grid))
+
+
+def _report(tile: _Tile, image_shape, block_id, grid) -> tuple:
+    """(n_labels, global raster index of each label's first pixel, faces).
+
+    ``faces[2 * axis]`` and ``faces[2 * axis + 1]`` are the local labels of
+    the first and last slice along ``axis``, ``None`` where that side is the
+    image border (no other block to join).
+    """
+    width = tile.shape[-1]
+    first_lines = np.searchsorted(tile.line_start, tile.first_runs, side="right") - 1
+    local_flat = first_lines * width + tile.starts[tile.first_runs]
+    coords = np.unravel_index(local_flat, tile.shape)
+    global_coords = tuple(c + s for c, s in zip(coords, tile.start))
+    first_pixels = np.ravel_multi_index(global_coords, image_shape).astype(np.int64)
+    faces = []
+    for axis, position in enumerate(block_id):
+        for side, wanted in ((0, position > 0), (-1, position < grid[axis] - 1)):
+            faces.append(_face(tile, axis, side) if wanted else None)
+    return tile.n_labels, first_pixels, tuple(faces)
+
+
+def _face(tile: _Tile, axis: int, side: int) -> np.ndarray:
+    """Local labels of the first (``side=0``) or last (``-1``) slice along ``axis``."""
+    lead = tile.shape[:-1]
+    if axis == len(tile.shape) - 1:
+        first, last = _line_ends(
+            tile.line_start, tile.starts, tile.ends, tile.run_labels, tile.shape[-1]
+        )
+        return (first if side == 0 else last).reshape(lead)
+    lines = np.arange(int(np.prod(lead)), dtype=np.int64).reshape(lead)
+    chosen = np.take(lines, side, axis=axis).ravel()
+    face = np.empty((chosen.size, tile.shape[-1]), dtype=np.int32)
+    identity = np.arange(tile.n_labels + 1, dtype=np.int32)
+    _paint_lines(tile.line_start, tile.starts, tile.ends, tile.run_labels, identity, chosen, face)
+    return face.reshape(tile.shape[:axis] + tile.shape[axis + 1 :])
+
+
+# ---------------------------------------------------------------- merge
+
+
+def _merge_reports(nested_reports: list, grid: tuple, connectivity: int, dtype_str: str):
+    """Join touching labels and number objects in scipy's order (stage 2).
+
+    Returns
+    -------
+    numpy.ndarray
+        0-d object array holding ``(table, offsets, n)``:
+        ``table[offsets[b] + local - 1]`` is the final label of local label
+        ``local`` of block ``b`` (blocks in C order).
+    """
+    reports = [cell.item() for cell in _flatten(nested_reports)]
+    merged = np.empty((), dtype=object)
+    merged[()] = _merge(reports, grid, connectivity, np.dtype(dtype_str))
+    return merged
+
+
+def _flatten(nested) -> list:
+    """The blocks of a nested list (one level per axis), in C order."""
+    if isinstance(nested, list):
+        return [cell for item in nested for cell in _flatten(item)]
+    return [nested]
+
+
+def _merge(reports: list, grid: tuple, connectivity: int, dtype: np.dtype) -> tuple:
+    counts = np.array([report[0] for report in reports], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(counts)))
     total = int(offsets[-1])
-    table = np.zeros(total + 1, dtype=dtype)
     if total == 0:
-        return table, offsets, 0
+        return np.zeros(0, dtype=dtype), offsets, 0
     # First pixels are distinct, so they identify pieces and order objects.
-    first = np.concatenate(first_pixels)
+    first = np.concatenate([report[1] for report in reports])
     representative = np.arange(total, dtype=np.int64)
-    edges = np.concatenate([np.empty((0, 2), dtype=np.int64), *pairs])
+    edges = _touching_pairs(reports, offsets, grid, connectivity)
     if len(edges):
-        block, local = np.divmod(edges, stride)
-        nodes, edge_nodes = np.unique(offsets[block] + local - 1, return_inverse=True)
+        nodes, edge_nodes = np.unique(edges, return_inverse=True)
         edge_nodes = edge_nodes.reshape(edges.shape)
         graph = coo_matrix(
             (np.ones(len(edge_nodes), dtype=np.int8), (edge_nodes[:, 0], edge_nodes[:, 1])),
             shape=(len(nodes), len(nodes)),
         )
         n_components, component = connected_components(graph, directed=False)
+        # Each object is represented by its piece with the earliest first pixel.
         earliest = np.full(n_components, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(earliest, component, first[nodes])
         is_earliest = first[nodes] == earliest[component]
@@ -393,20 +534,86 @@ def _merge_labels(first_pixels: list, pairs: list, stride: int, dtype_str: str):
     order = np.argsort(first[objects], kind="stable")
     rank = np.zeros(total, dtype=dtype)
     rank[objects[order]] = np.arange(1, len(objects) + 1, dtype=dtype)
-    table[1:] = rank[representative]
-    return table, offsets, len(objects)
+    return rank[representative], offsets, len(objects)
 
 
-def _relabel_block(labels: np.ndarray, merged: tuple, linear: int) -> np.ndarray:
-    """Map a block's local labels to final labels through the table (stage 4)."""
-    table, offsets, _ = merged
-    lookup = table[offsets[linear] : offsets[linear + 1] + 1].copy()
+def _touching_pairs(reports: list, offsets: np.ndarray, grid: tuple, connectivity: int):
+    """(m, 2) global piece ids touching across the internal chunk boundaries."""
+    found = [np.empty((0, 2), dtype=np.int64)]
+    for axis in range(len(grid)):
+        for boundary in range(grid[axis] - 1):
+            low = _strip(reports, offsets, grid, axis, boundary, 2 * axis + 1)
+            high = _strip(reports, offsets, grid, axis, boundary + 1, 2 * axis)
+            found.extend(_pairs_across(low, high, connectivity))
+    return np.concatenate(found)
+
+
+def _strip(reports, offsets, grid, axis, position, face_index) -> np.ndarray:
+    """One face of every block at ``position`` along ``axis``, as a strip of global ids.
+
+    Background is -1; the blocks' faces are laid side by side in the order of
+    the other axes (``np.block``'s nesting).
+    """
+    def global_ids(index):
+        linear = int(np.ravel_multi_index(index, grid))
+        face = reports[linear][2][face_index]
+        return np.where(face > 0, face.astype(np.int64) + offsets[linear] - 1, -1)
+
+    other_axes = [a for a in range(len(grid)) if a != axis]
+
+    def nest(level: int, index: list[int]):
+        if level == len(other_axes):
+            full = list(index)
+            full.insert(axis, position)
+            return global_ids(tuple(full))
+        return [nest(level + 1, index + [i]) for i in range(grid[other_axes[level]])]
+
+    nested = nest(0, [])
+    return nested if not other_axes else np.block(nested)
+
+
+def _pairs_across(low: np.ndarray, high: np.ndarray, connectivity: int) -> list:
+    """Pairs of ids touching from ``low`` (last slice before a boundary) to ``high``.
+
+    A pixel of ``low`` touches the pixels of ``high`` shifted by -1, 0 or +1
+    along the other axes, as long as the offset (with the step across the
+    boundary) has at most ``connectivity`` non-zero coordinates.
+    """
+    found = []
+    for shift in itertools.product((-1, 0, 1), repeat=low.ndim):
+        if 1 + sum(s != 0 for s in shift) > connectivity:
+            continue
+        # low[x] faces high[x + shift]: crop both to where that exists.
+        low_part = low[tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, low.shape))]
+        high_part = high[
+            tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, high.shape))
+        ]
+        touching = (low_part >= 0) & (high_part >= 0)
+        if touching.any():
+            pairs = np.stack((low_part[touching], high_part[touching]), axis=1)
+            found.append(np.unique(pairs, axis=0))
+    return found
+
+
+# ---------------------------------------------------------------- painting
+
+
+def _paint_cell(cell, merged, grid: tuple, dtype_str: str, block_id=None) -> np.ndarray:
+    """Stage 3 for one block: paint its runs with their final labels."""
+    tile = cell.item()
+    table, offsets, _ = merged.item()
+    linear = int(np.ravel_multi_index(block_id, grid))
+    lookup = np.empty(tile.n_labels + 1, dtype=np.dtype(dtype_str))
     lookup[0] = 0
-    return lookup[labels]
+    lookup[1:] = table[offsets[linear] : offsets[linear + 1]]
+    n_lines = int(np.prod(tile.shape[:-1]))
+    out = np.empty((n_lines, tile.shape[-1]), dtype=lookup.dtype)
+    _paint_lines(
+        tile.line_start, tile.starts, tile.ends, tile.run_labels, lookup,
+        np.arange(n_lines, dtype=np.int64), out,
+    )
+    return out.reshape(tile.shape)
 
 
-def _object_count(merged: tuple) -> np.ndarray:
-    return np.array(merged[2], dtype=np.int64)
-
-
-__all__ = ["INT32_LIMIT", "label", "label_structure"]
+def _object_count(merged) -> np.ndarray:
+    return np.array(merged.item()[2], dtype=np.int64)

@@ -7,6 +7,8 @@ Same labels, same numbers, same count: random masks of several densities with un
 from __future__ import annotations
 
 import doctest
+import itertools
+import pickle
 
 import dask
 import dask.array as da
@@ -50,6 +52,38 @@ def test_random_2d_masks_with_uneven_chunks(density, connectivity):
 def test_random_3d_masks_with_uneven_chunks(density, connectivity):
     mask = np.random.default_rng(int(density * 100)).random((22, 24, 24)) < density
     assert_same_as_scipy(mask, UNEVEN_3D, connectivity)
+
+
+def random_chunks(rng, size: int) -> tuple[int, ...]:
+    """Uneven chunk sizes summing to ``size``, single pixels and long runs mixed."""
+    cuts = np.sort(rng.choice(np.arange(1, size), size=rng.integers(1, 8), replace=False))
+    return tuple(np.diff(np.concatenate(([0], cuts, [size]))).tolist())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_masks_with_random_chunkings(seed):
+    rng = np.random.default_rng(100 + seed)
+    shape = tuple(rng.integers(20, 60, size=2))
+    mask = rng.random(shape) < rng.uniform(0.3, 0.7)
+    chunks = tuple(random_chunks(rng, size) for size in shape)
+    for connectivity in (1, 2):
+        assert_same_as_scipy(mask, chunks, connectivity)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_3d_masks_with_random_chunkings(seed):
+    rng = np.random.default_rng(200 + seed)
+    shape = tuple(rng.integers(8, 20, size=3))
+    mask = rng.random(shape) < rng.uniform(0.2, 0.5)
+    chunks = tuple(random_chunks(rng, size) for size in shape)
+    for connectivity in (1, 2, 3):
+        assert_same_as_scipy(mask, chunks, connectivity)
+
+
+def test_four_dimensional_masks():
+    mask = np.random.default_rng(9).random((5, 6, 7, 8)) < 0.3
+    for connectivity in (1, 2, 4):
+        assert_same_as_scipy(mask, (2, 3, 4, 5), connectivity)
 
 
 @pytest.mark.parametrize("connectivity", [1, 2])
@@ -176,26 +210,49 @@ def test_numpy_input_non_boolean_mask_and_zero_length_chunks():
     np.testing.assert_array_equal(label(with_empty, 2)[0].compute(), expected)
 
 
+def task_prefix(key) -> str:
+    name = key[0] if isinstance(key, tuple) else key
+    return name.rsplit("-", 1)[0]
+
+
 def test_count_is_lazy_and_blocks_are_labelled_once():
     mask = np.random.default_rng(5).random((50, 50)) < 0.5
     labels, n = label(da.from_array(mask, chunks=20))
     assert isinstance(n, da.Array) and n.shape == () and n.dtype == np.int64
     ran = []
-    with Callback(posttask=lambda key, *_: ran.append(key)):
-        got, got_n = dask.compute(labels, n, scheduler="synchronous")
-    local_runs = [key for key in ran if key[0].startswith("label-local")]
-    assert len(local_runs) == labels.npartitions == 9
+    with Callback(posttask=lambda key, *_: ran.append(task_prefix(key))):
+        _, got_n = dask.compute(labels, n, scheduler="synchronous")
+    assert ran.count("label-tiles") == labels.npartitions == 9
+    assert ran.count("label-paint") == 9
     assert int(got_n) == ndi.label(mask)[1]
+    ran.clear()
+    with Callback(posttask=lambda key, *_: ran.append(task_prefix(key))):
+        assert int(n.compute(scheduler="synchronous")) == ndi.label(mask)[1]
+    # Alone, the count needs no painting (dask may fuse labelling into the reports).
+    assert ran.count("label-reports") == 9 and "label-paint" not in ran
 
 
-def test_no_task_reads_more_than_one_block_of_labels():
+def test_only_small_reports_reach_the_merge():
     mask = np.random.default_rng(6).random((64, 64)) < 0.5
-    labels, n = label(da.from_array(mask, chunks=16), connectivity=2)
+    labels, _ = label(da.from_array(mask, chunks=16), connectivity=2)
     graph = dict(labels.__dask_graph__())
-    local_keys = {key for key in graph if key[0].startswith("label-local")}
-    assert len(local_keys) == 16
+    tiles = {key for key in graph if task_prefix(key) == "label-tiles"}
+    assert len(tiles) == 16
     for key in graph:
-        assert len(get_dependencies(graph, key) & local_keys) <= 1, key
+        assert len(get_dependencies(graph, key) & tiles) <= 1, key
+    (merge,) = [key for key in graph if task_prefix(key) == "label-merge"]
+    reports = {key for key in graph if task_prefix(key) == "label-reports"}
+    assert get_dependencies(graph, merge) == reports
+
+
+def test_graph_pickles_and_computes_after_a_round_trip():
+    mask = np.random.default_rng(7).random((30, 40)) < 0.5
+    collections = label(da.from_array(mask, chunks=(11, 13)), connectivity=2)
+    labels, n = pickle.loads(pickle.dumps(collections))
+    expected, expected_n = scipy_labels(mask, 2)
+    got, got_n = dask.compute(labels, n)
+    np.testing.assert_array_equal(got, expected)
+    assert int(got_n) == expected_n
 
 
 @pytest.mark.parametrize("connectivity", [0, 3, 1.5, True])
@@ -209,13 +266,27 @@ def test_non_array_mask_is_rejected():
         label([[True, False]])
 
 
-def test_structure_matches_scipy():
-    for ndim in (1, 2, 3):
-        for connectivity in range(1, ndim + 1):
-            np.testing.assert_array_equal(
-                label_structure(ndim, connectivity),
-                ndi.generate_binary_structure(ndim, connectivity),
-            )
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+def test_structure_links_offsets_differing_in_at_most_connectivity_axes(ndim):
+    for connectivity in range(1, ndim + 1):
+        structure = label_structure(ndim, connectivity)
+        assert structure.shape == (3,) * ndim and structure.dtype == bool
+        for offset in itertools.product((-1, 0, 1), repeat=ndim):
+            differing = sum(o != 0 for o in offset)
+            position = tuple(o + 1 for o in offset)
+            assert structure[position] == (differing <= connectivity), (connectivity, offset)
+
+
+def test_structure_joins_diagonal_pixels_only_with_full_connectivity():
+    mask = np.array([[1, 0], [0, 1]], dtype=bool)
+    assert ndi.label(mask, structure=label_structure(2, 1))[1] == 2
+    assert ndi.label(mask, structure=label_structure(2, 2))[1] == 1
+
+
+@pytest.mark.parametrize("ndim", [0, 2])
+def test_structure_rejects_bad_connectivity(ndim):
+    with pytest.raises(ValueError, match="connectivity|dimension"):
+        label_structure(ndim, 3)
 
 
 def test_docstring_examples():

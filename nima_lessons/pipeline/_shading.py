@@ -2,6 +2,11 @@
 
 Dark and flat frames become dask arrays with one chunk per channel, so each is a
 single graph key however many planes use it.
+
+Why a compiled kernel: the numpy expression (subtract into a float copy,
+divide where the flat is positive, zero the rest, clip at 0) makes four passes
+over memory for work that is memory-bound; the numba kernel makes one, with
+the same float operations in the same order, so its result is bit-identical.
 """
 
 from __future__ import annotations
@@ -12,15 +17,27 @@ import xarray as xr
 
 from nima_lessons.pipeline._lift import apply_per_plane, check_dims, is_lazy
 
+__all__ = ["as_constant", "shading", "shading_plane"]
+
 
 def shading_plane(plane: np.ndarray, dark: np.ndarray, flat: np.ndarray) -> np.ndarray:
     """Return ``(plane - dark) / flat`` clipped at 0, in float.
 
     Pixels where ``flat`` is not positive give 0 rather than inf or NaN; NaN
     pixels stay NaN. The arithmetic is numpy's, in the float type
-    ``np.result_type(plane, dark, flat, float32)``; for 2-D frames of one shape
-    it runs as a single compiled pass over memory (the step is memory-bound,
-    so every extra pass of plain numpy costs about as much as the work itself).
+    ``np.result_type(plane, dark, flat, float32)``; for float32 and float64
+    results with 2-D frames of one shape it runs as a single compiled pass over
+    memory, bit-identical to the numpy expression.
+
+    Parameters
+    ----------
+    plane, dark, flat : numpy.ndarray
+        Image plane, dark frame and flat field, broadcastable to one shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        Corrected plane in the float type above.
 
     Examples
     --------
@@ -28,44 +45,56 @@ def shading_plane(plane: np.ndarray, dark: np.ndarray, flat: np.ndarray) -> np.n
     array([[4., 0.]])
     """
     dtype = np.result_type(plane.dtype, dark.dtype, flat.dtype, np.float32)
-    kernel = _KERNELS.get(dtype)
-    if kernel is not None and plane.ndim == 2 and plane.shape == dark.shape == flat.shape:
+    if (
+        dtype in _KERNEL_DTYPES
+        and plane.ndim == 2
+        and plane.shape == dark.shape == flat.shape
+        and all(_kernel_reads(frame.dtype) for frame in (plane, dark, flat))
+    ):
         out = np.empty(plane.shape, dtype=dtype)
-        kernel(plane, dark, flat, out)
+        _shading_kernel(plane, dark, flat, out)
         return out
+    return _shading_numpy(plane, dark, flat, dtype)
+
+
+def _shading_numpy(plane, dark, flat, dtype: np.dtype) -> np.ndarray:
+    """The numpy expression the kernel replaces (and the path for other shapes)."""
     corrected = np.subtract(plane, dark, dtype=dtype)
-    np.divide(corrected, flat, out=corrected, where=flat > 0)
+    # Overflow to inf and inf / inf = NaN are the IEEE results the kernel gives silently.
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.divide(corrected, flat, out=corrected, where=flat > 0)
     corrected[~(flat > 0)] = 0
     return np.maximum(corrected, 0, out=corrected)
 
 
-@numba.njit(cache=True, nogil=True)
-def _shading_float32(plane, dark, flat, out):  # pragma: no cover - compiled
-    for i in range(plane.shape[0]):
-        for j in range(plane.shape[1]):
-            scale = np.float32(flat[i, j])
-            if scale > 0:
-                value = (np.float32(plane[i, j]) - np.float32(dark[i, j])) / scale
-                # NaN fails ``value < 0`` and is kept, as np.maximum(value, 0) keeps it.
-                out[i, j] = 0 if value < 0 else value
-            else:
-                out[i, j] = 0
+_KERNEL_DTYPES = frozenset({np.dtype("float32"), np.dtype("float64")})
+
+
+def _kernel_reads(dtype: np.dtype) -> bool:
+    # numba has no float16 arrays; bool, integers and other floats it reads.
+    return dtype.kind in "biuf" and dtype != np.float16
 
 
 @numba.njit(cache=True, nogil=True)
-def _shading_float64(plane, dark, flat, out):  # pragma: no cover - compiled
+def _shading_kernel(plane, dark, flat, out):  # pragma: no cover - compiled
+    """Fill ``out`` with the shading of ``plane``, computing in ``out``'s float type.
+
+    numba compiles one version per combination of input types; each converts
+    every operand to the output type first, as ``np.subtract(..., dtype=)``
+    and the in-place divide of the numpy expression do.
+    """
+    to_float = out.dtype.type
+    zero = to_float(0)
     for i in range(plane.shape[0]):
         for j in range(plane.shape[1]):
-            scale = np.float64(flat[i, j])
-            if scale > 0:
-                value = (np.float64(plane[i, j]) - np.float64(dark[i, j])) / scale
-                # NaN fails ``value < 0`` and is kept, as np.maximum(value, 0) keeps it.
-                out[i, j] = 0 if value < 0 else value
+            scale = to_float(flat[i, j])
+            if scale > zero:
+                value = (to_float(plane[i, j]) - to_float(dark[i, j])) / scale
+                # NaN fails ``value <= 0`` and is kept, as np.maximum(value, 0)
+                # keeps it; -0.0 becomes +0.0, as numpy's maximum returns it.
+                out[i, j] = zero if value <= zero else value  # noqa: FURB136
             else:
-                out[i, j] = 0
-
-
-_KERNELS = {np.dtype("float32"): _shading_float32, np.dtype("float64"): _shading_float64}
+                out[i, j] = zero
 
 
 def as_constant(frame, im: xr.DataArray, name: str) -> xr.DataArray:

@@ -1,5 +1,10 @@
 """The exact median: bit-identical to scipy.ndimage.median_filter, plane by plane."""
 
+import os
+import subprocess
+import sys
+import threading
+import time
 import warnings
 
 import dask.array as da
@@ -8,14 +13,27 @@ import pytest
 import scipy.ndimage as ndi
 import xarray as xr
 
-from nima_lessons.pipeline import PlaneRechunkWarning, make_footprint, median, median_plane
-from nima_lessons.pipeline._median import _cross_median, _square_median
+from nima_lessons.pipeline import (
+    PlaneRechunkWarning,
+    make_footprint,
+    median,
+    median_plane,
+)
+from nima_lessons.pipeline._median import (
+    _cross_median,
+    _filter_with_kernel,
+    _square_median,
+)
 
-SHAPES = [(1, 1), (1, 9), (9, 1), (2, 2), (2, 3), (3, 2), (5, 7), (8, 8), (31, 17)]
+SHAPES = [
+    (0, 0), (0, 5), (5, 0), (1, 1), (1, 2), (2, 1), (1, 9), (9, 1), (2, 2), (2, 3), (3, 2),
+    (3, 3), (5, 7), (8, 8), (31, 17),
+]  # fmt: skip
 KERNEL_DTYPES = [
     "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
     "float32", "float64",
 ]  # fmt: skip
+KERNELS = {"disk": _cross_median, "square": _square_median}
 
 
 def scipy_median(plane, footprint, radius):
@@ -34,6 +52,12 @@ def random_plane(rng, shape, dtype, n_values=None):
     return rng.integers(low, high, shape, endpoint=True).astype(dtype)
 
 
+def assert_same_bytes(result, expected, message=""):
+    assert result.dtype == expected.dtype and result.shape == expected.shape, message
+    # Bytes, not values: NaN, infinities and the signs of zeros must agree too.
+    assert result.tobytes() == expected.tobytes(), message
+
+
 @pytest.mark.parametrize("dtype", KERNEL_DTYPES)
 @pytest.mark.parametrize("footprint", ["disk", "square"])
 def test_radius_one_kernels_equal_scipy_for_every_shape(dtype, footprint):
@@ -41,39 +65,81 @@ def test_radius_one_kernels_equal_scipy_for_every_shape(dtype, footprint):
     for shape in SHAPES:
         for n_values in (None, 3):
             plane = random_plane(rng, shape, dtype, n_values)
-            result = median_plane(plane, footprint, 1)
             expected = scipy_median(plane, footprint, 1)
-            assert result.dtype == expected.dtype
-            np.testing.assert_array_equal(result, expected, err_msg=f"{shape} {n_values}")
+            assert_same_bytes(median_plane(plane, footprint, 1), expected, f"{shape} {n_values}")
+
+
+@pytest.mark.parametrize("footprint", ["disk", "square"])
+@pytest.mark.parametrize("dtype", ["uint16", "int64", "float32", "float64"])
+def test_row_bands_join_without_seams(footprint, dtype):
+    # Bands share their edge rows as neighbours; more bands than rows is allowed.
+    rng = np.random.default_rng(12)
+    for shape in [(1, 6), (2, 5), (7, 3), (40, 33)]:
+        plane = random_plane(rng, shape, dtype)
+        expected = scipy_median(plane, footprint, 1)
+        for bands in (2, 3, 7, 64):
+            assert_same_bytes(_filter_with_kernel(plane, footprint, bands), expected, f"{shape}")
 
 
 def test_kernels_are_bit_identical_on_large_float_planes():
     rng = np.random.default_rng(1)
     plane = rng.random((257, 300))
     for footprint in ("disk", "square"):
-        result = median_plane(plane, footprint, 1)
-        assert result.tobytes() == scipy_median(plane, footprint, 1).tobytes()
+        assert_same_bytes(median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1))
 
 
-def test_infinities_are_ordered_like_scipy():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_infinities_are_ordered_like_scipy(dtype):
     rng = np.random.default_rng(2)
-    plane = rng.normal(size=(20, 20))
+    plane = rng.normal(size=(20, 20)).astype(dtype)
     plane[rng.random(plane.shape) < 0.2] = np.inf
     plane[rng.random(plane.shape) < 0.2] = -np.inf
     for footprint in ("disk", "square"):
-        np.testing.assert_array_equal(
-            median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1)
-        )
+        assert_same_bytes(median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1))
 
 
-def test_nan_planes_fall_back_to_scipy():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nan_planes_equal_scipy(dtype):
     rng = np.random.default_rng(3)
-    plane = rng.normal(size=(15, 12))
+    plane = rng.normal(size=(15, 12)).astype(dtype)
     plane[rng.random(plane.shape) < 0.1] = np.nan
+    plane[0, 0] = -np.nan  # a NaN with its sign bit set
     for footprint in ("disk", "square"):
-        np.testing.assert_array_equal(
-            median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1)
-        )
+        assert_same_bytes(median_plane(plane, footprint, 1), scipy_median(plane, footprint, 1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_signed_zeros_equal_scipy_bit_for_bit(dtype):
+    # Medians of neighbourhoods mixing -0.0 and 0.0: scipy's pick depends on its
+    # selection order, so such planes go to scipy; the sign must match.
+    rng = np.random.default_rng(4)
+    plane = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0], dtype=dtype), size=(24, 23))
+    for footprint in ("disk", "square"):
+        expected = scipy_median(plane, footprint, 1)
+        assert np.signbit(expected[expected == 0]).any()  # the case is exercised
+        assert_same_bytes(median_plane(plane, footprint, 1), expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_planes_with_only_positive_zeros_stay_compiled(dtype):
+    rng = np.random.default_rng(5)
+    plane = rng.choice(np.array([0.0, 1.0, -1.0, 2.0], dtype=dtype), size=(24, 23))
+    for footprint, kernel in KERNELS.items():
+        out = np.empty_like(plane)
+        assert not kernel(plane, out, 0, plane.shape[0])  # no NaN, no -0.0: the kernel's result
+        assert_same_bytes(out, scipy_median(plane, footprint, 1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernels_flag_nan_and_negative_zero_in_the_rows_they_filter(dtype):
+    for special in (np.nan, -np.nan, -0.0):
+        for row in (0, 3, 6):
+            plane = np.ones((7, 5), dtype=dtype)
+            plane[row, 4] = special
+            for kernel in KERNELS.values():
+                assert kernel(plane, np.empty_like(plane), 0, 7), (special, row)
+                assert kernel(plane, np.empty_like(plane), row, row + 1), (special, row)
+                assert not kernel(plane, np.empty_like(plane), 0, row), (special, row)
 
 
 @pytest.mark.parametrize(("footprint", "radius"), [("disk", 2), ("disk", 3), ("square", 2)])
@@ -114,9 +180,74 @@ def test_footprints_match_skimage_shapes():
     assert make_footprint("square", 2).shape == (5, 5)
 
 
-def test_kernels_release_the_gil():
-    assert _cross_median.targetoptions["nogil"]
-    assert _square_median.targetoptions["nogil"]
+def other_thread_progress(work, calls: int = 20) -> int:
+    """How often this thread gets to run while another thread calls ``work`` repeatedly.
+
+    The switch interval is raised far above the test's length, so a thread
+    holding the GIL keeps it until it blocks or ends: this thread then runs
+    only if ``work`` releases the GIL.
+    """
+    done = threading.Event()
+
+    def worker():
+        for _ in range(calls):
+            work()
+        done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    try:
+        thread = threading.Thread(target=worker)
+        progress = 0
+        thread.start()
+        while not done.is_set():
+            progress += 1
+            time.sleep(0)  # hand the GIL over if the worker wants it
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return progress
+
+
+@pytest.mark.parametrize("footprint", ["disk", "square"])
+def test_kernels_release_the_gil_while_they_run(footprint):
+    kernel = KERNELS[footprint]
+    assert kernel.targetoptions["nogil"]
+    plane = np.random.default_rng(13).random((1024, 1024)).astype(np.float32)
+    out = np.empty_like(plane)
+    kernel(plane, out, 0, 1024)
+    # Twenty calls of a millisecond or more each leave this thread plenty of turns...
+    assert other_thread_progress(lambda: kernel(plane, out, 0, 1024)) > 10
+    # ...while Python code holding the GIL leaves it none but at the start and end.
+    assert other_thread_progress(lambda: sum(range(50_000))) < 5
+
+
+EDGE_SCRIPT = """
+import numpy as np, scipy.ndimage as ndi
+from nima_lessons.pipeline._median import _filter_with_kernel, make_footprint
+rng = np.random.default_rng(0)
+for dtype in ("uint8", "float64"):
+    for shape in [(0, 0), (0, 4), (4, 0), (1, 1), (1, 5), (5, 1), (2, 2), (3, 2), (2, 3)]:
+        plane = (rng.random(shape) * 200).astype(dtype)
+        for footprint in ("disk", "square"):
+            shape_1 = make_footprint(footprint, 1)
+            expected = ndi.median_filter(plane, footprint=shape_1, mode="reflect")
+            for bands in (1, 2, 3):
+                assert _filter_with_kernel(plane, footprint, bands).tobytes() == expected.tobytes()
+print("ok")
+"""
+
+
+@pytest.mark.slow  # compiles the kernels afresh, with bounds checks
+def test_edge_shapes_stay_in_bounds_with_numba_bounds_checks(tmp_path):
+    # A fresh cache directory: the cached kernels were compiled without checks.
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", EDGE_SCRIPT],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
 
 
 @pytest.mark.parametrize(
