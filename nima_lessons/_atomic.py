@@ -145,9 +145,7 @@ def check_parent_is_folder(target: str | os.PathLike) -> None:
     for parent in Path(target).absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise NotADirectoryError(
-                    f"cannot write {target}: {parent} is a file, not a folder"
-                )
+                raise NotADirectoryError(f"cannot write {target}: {parent} is a file, not a folder")
             return
 
 
@@ -286,9 +284,7 @@ def write_lock(target: str | os.PathLike) -> Iterator[Path]:
             held[1] += 1
             nested = True
         elif held is not None:
-            raise OutputLockedError(
-                f"{final} is being written by another thread of this process"
-            )
+            raise OutputLockedError(f"{final} is being written by another thread of this process")
         else:
             nested = False
     if nested:

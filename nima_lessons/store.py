@@ -387,9 +387,7 @@ def save_progress(path: str | os.PathLike) -> tuple[int, int] | None:
     return done, total
 
 
-def describe_input(
-    path: str | os.PathLike, data=None, include_values: bool = False
-) -> dict:
+def describe_input(path: str | os.PathLike, data=None, include_values: bool = False) -> dict:
     """Describe an input for a fingerprint: where it is, its shape, and its metadata.
 
     The description is cheap: file names and sizes (at most
@@ -599,9 +597,7 @@ def _as_dataset(result: xr.Dataset | xr.DataArray) -> xr.Dataset:
         return result.to_dataset(name=name)
     if isinstance(result, xr.Dataset):
         return result
-    raise TypeError(
-        f"result must be an xarray Dataset or DataArray, got {type(result).__name__}"
-    )
+    raise TypeError(f"result must be an xarray Dataset or DataArray, got {type(result).__name__}")
 
 
 def _resolve_format(target: Path, format: str | None) -> str:

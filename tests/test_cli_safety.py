@@ -448,9 +448,7 @@ def test_lost_scheduler_is_one_line_with_a_resume_hint(inputs, tmp_path, capsys,
             os.kill(os.getpid(), signal.SIGKILL)
             return RuntimeError("unreachable")
 
-        monkeypatch.setattr(
-            "nima_lessons.pipeline.run_pipeline", interrupting(1, kill_the_cluster)
-        )
+        monkeypatch.setattr("nima_lessons.pipeline.run_pipeline", interrupting(1, kill_the_cluster))
         output = tmp_path / "out.zarr"
         argv = command(inputs, output, "--scheduler", address)
         assert cli.main(argv) == 6
@@ -478,9 +476,12 @@ def test_result_of_the_command_matches_the_library(data, inputs, tmp_path):
     np.testing.assert_allclose(stored["image"].values, expected["image"].values, rtol=1e-6)
     np.testing.assert_array_equal(stored["labels"].values, expected["labels"].values)
     assert int(stored["input_nonfinite"].sum()) == 0
-    assert json.loads((tmp_path / "out.zarr" / "nima_lessons_complete.json").read_text())[
-        "fingerprint"
-    ]["--median-radius"] == 1
+    assert (
+        json.loads((tmp_path / "out.zarr" / "nima_lessons_complete.json").read_text())[
+            "fingerprint"
+        ]["--median-radius"]
+        == 1
+    )
     assert isinstance(stored, xr.Dataset)
 
 

@@ -175,12 +175,28 @@ def test_pipeline_command_on_a_running_cluster(client, tmp_path):
     inputs += ["--flat", str(folder / "flat.tif"), "--no-progress"]
     address = client.scheduler.address
     with get_task_stream(client) as stream:
-        status = main(["pipeline", *inputs[:1], str(tmp_path / "cluster.zarr"), *inputs[1:],
-                       "--scheduler", address])
+        status = main(
+            [
+                "pipeline",
+                *inputs[:1],
+                str(tmp_path / "cluster.zarr"),
+                *inputs[1:],
+                "--scheduler",
+                address,
+            ]
+        )
     assert status == 0
     assert stream.data, "the command did not compute on the cluster at " + address
-    status = main(["pipeline", *inputs[:1], str(tmp_path / "threads.zarr"), *inputs[1:],
-                   "--scheduler", "threads"])
+    status = main(
+        [
+            "pipeline",
+            *inputs[:1],
+            str(tmp_path / "threads.zarr"),
+            *inputs[1:],
+            "--scheduler",
+            "threads",
+        ]
+    )
     assert status == 0
     assert tree_bytes(tmp_path / "cluster.zarr") == tree_bytes(tmp_path / "threads.zarr")
 

@@ -30,8 +30,7 @@ EXIT_CODES = {
     3: "output refused: it exists (no --overwrite), is not a nima-lessons result, "
     "overlaps an input, or was started with other inputs or settings (--resume)",
     4: "another process is writing the same output (its lock is held)",
-    5: "writing failed: disk full, over quota, read-only or I/O error; what can be "
-    "resumed is kept",
+    5: "writing failed: disk full, over quota, read-only or I/O error; what can be resumed is kept",
     6: "the dask scheduler was lost; what was saved is kept: rerun with --resume",
     130: "interrupted by Ctrl-C; what was saved is kept: rerun with --resume",
     143: "stopped by SIGTERM (a batch system's time limit); as for 130",

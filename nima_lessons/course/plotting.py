@@ -42,7 +42,10 @@ def _new_axes(n_panels: int = 1, panel_inches: float = 3.2, height_inches: float
 
     height = panel_inches if height_inches is None else height_inches
     figure, axes = plt.subplots(
-        1, n_panels, figsize=(panel_inches * n_panels, height), squeeze=False,
+        1,
+        n_panels,
+        figsize=(panel_inches * n_panels, height),
+        squeeze=False,
         layout="constrained",
     )
     return figure, list(axes[0])
@@ -57,8 +60,9 @@ def _tile_edges(chunks, shape: tuple[int, int]) -> tuple[list[int], list[int]]:
     return edges[0], edges[1]
 
 
-def draw_tile_grid(ax, chunks, shape: tuple[int, int], colour: str = GRID_COLOUR,
-                   origin: tuple[int, int] = (0, 0)) -> None:
+def draw_tile_grid(
+    ax, chunks, shape: tuple[int, int], colour: str = GRID_COLOUR, origin: tuple[int, int] = (0, 0)
+) -> None:
     """Draw the borders between tiles on an image axis.
 
     Parameters
@@ -131,8 +135,9 @@ def show_images(panels: Mapping[str, np.ndarray], chunks=None, grey_levels: int 
     images = _planes(panels, "image")
     # Panels as wide as the widest image's aspect ratio asks, within reason.
     aspect = max(image.shape[1] / max(image.shape[0], 1) for image in images.values())
-    figure, axes = _new_axes(len(images), panel_inches=3.2 * min(max(aspect, 0.5), 3.0),
-                             height_inches=3.2)
+    figure, axes = _new_axes(
+        len(images), panel_inches=3.2 * min(max(aspect, 0.5), 3.0), height_inches=3.2
+    )
     for ax, (title, image) in zip(axes, images.items(), strict=True):
         ax.imshow(image, cmap=_grey(grey_levels), interpolation="nearest")
         if chunks is not None:
@@ -189,8 +194,9 @@ def _show_difference(ax, difference: np.ndarray, figure, limit: float | None = N
     if limit is None:
         limit = float(np.abs(difference).max())
     limit = limit or 1.0
-    shown = ax.imshow(difference, cmap=_difference_colours(), vmin=-limit, vmax=limit,
-                      interpolation="nearest")
+    shown = ax.imshow(
+        difference, cmap=_difference_colours(), vmin=-limit, vmax=limit, interpolation="nearest"
+    )
     figure.colorbar(shown, ax=ax, shrink=0.8)
     return shown
 
@@ -223,8 +229,9 @@ def show_differences(differences: Mapping[str, np.ndarray], chunks):
     limit = max(float(np.abs(image).max()) for image in images.values()) or 1.0
     figure, axes = _new_axes(len(images))
     for ax, (title, image) in zip(axes, images.items(), strict=True):
-        shown = ax.imshow(image, cmap=_difference_colours(), vmin=-limit, vmax=limit,
-                          interpolation="nearest")
+        shown = ax.imshow(
+            image, cmap=_difference_colours(), vmin=-limit, vmax=limit, interpolation="nearest"
+        )
         draw_tile_grid(ax, chunks, image.shape)
         ax.set_title(title)
         ax.set_axis_off()
@@ -284,8 +291,12 @@ def plot_error_vs_depth(sweep, theory_depth_px: int | None = None, ax=None):
     ax.set_yticks([0.0] + [10.0**e for e in range(-12, top + 1, 3)])
     ax.minorticks_off()
     if theory_depth_px is not None:
-        ax.axvline(theory_depth_px, color="grey", linestyle=":",
-                   label=f"truncate x sigma = {theory_depth_px} px")
+        ax.axvline(
+            theory_depth_px,
+            color="grey",
+            linestyle=":",
+            label=f"truncate x sigma = {theory_depth_px} px",
+        )
     ax.set_xlabel("overlap (px on each side)")
     ax.set_ylabel("error (0 at the bottom)")
     ax.legend(fontsize="small")
@@ -409,8 +420,9 @@ def label_colours(n_labels: int, seed: int = 0):
     return ListedColormap(colours)
 
 
-def show_labels(panels: Mapping[str, np.ndarray], chunks=None, shape=None,
-                origin: tuple[int, int] = (0, 0)):
+def show_labels(
+    panels: Mapping[str, np.ndarray], chunks=None, shape=None, origin: tuple[int, int] = (0, 0)
+):
     """Show label images side by side, optionally with the tile borders.
 
     Parameters
@@ -438,8 +450,13 @@ def show_labels(panels: Mapping[str, np.ndarray], chunks=None, shape=None,
     figure, axes = _new_axes(len(images), panel_inches=4.0)
     for ax, (title, image) in zip(axes, images.items(), strict=True):
         n_labels = int(image.max()) if image.size else 0
-        ax.imshow(image, cmap=label_colours(n_labels), vmin=0, vmax=max(n_labels, 1),
-                  interpolation="nearest")
+        ax.imshow(
+            image,
+            cmap=label_colours(n_labels),
+            vmin=0,
+            vmax=max(n_labels, 1),
+            interpolation="nearest",
+        )
         if chunks is not None:
             draw_tile_grid(ax, chunks, shape or image.shape, origin=origin)
         ax.set_title(title)
@@ -532,18 +549,26 @@ def plot_nima_table(case: Mapping):
     source = case.get("source", {})
     operations = [op for op in ("shading", "median") if op in set(rows["operation"])]
     kernels = rows[rows["operation"] == "median kernel"]
-    figure, axes = _new_axes(len(operations) + (len(kernels) > 0), panel_inches=3.4,
-                             height_inches=3.2)
+    figure, axes = _new_axes(
+        len(operations) + (len(kernels) > 0), panel_inches=3.4, height_inches=3.2
+    )
     if len(kernels):
         _plot_kernel_times(axes.pop(), kernels)
     for ax, operation in zip(axes, operations, strict=True):
         measured = rows[rows["operation"] == operation]
-        ax.bar(measured["implementation"], measured["seconds"],
-               color=[ROLE_COLOURS.get(role, "grey") for role in measured["role"]])
+        ax.bar(
+            measured["implementation"],
+            measured["seconds"],
+            color=[ROLE_COLOURS.get(role, "grey") for role in measured["role"]],
+        )
         quoted = source.get(f"{operation} seconds per time point")
         if quoted is not None:
-            ax.axhline(quoted * scale, color="black", linestyle="--",
-                       label=f"source {quoted} s x {scale:.3g}")
+            ax.axhline(
+                quoted * scale,
+                color="black",
+                linestyle="--",
+                label=f"source {quoted} s x {scale:.3g}",
+            )
             ax.legend(fontsize="small")
         _headroom(ax)
         ax.set_title(operation)
@@ -557,8 +582,12 @@ def _plot_kernel_times(ax, kernels) -> None:
     copies = kernels[kernels["role"] == "reference"].set_index("dtype")["seconds"]
     timed = kernels[kernels["role"] != "reference"]
     names = timed["implementation"] + " " + timed["footprint"].astype(str)
-    table = (timed["seconds"] / copies.reindex(timed["dtype"]).to_numpy()).groupby(
-        [timed["dtype"], names], sort=False).first().unstack()
+    table = (
+        (timed["seconds"] / copies.reindex(timed["dtype"]).to_numpy())
+        .groupby([timed["dtype"], names], sort=False)
+        .first()
+        .unstack()
+    )
     table.plot.bar(ax=ax, rot=0)
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.set_title("median kernel, one plane")
@@ -585,17 +614,28 @@ def plot_bench_bars(case: Mapping):
     figure, (ax,) = _new_axes(1, panel_inches=max(4.0, 0.9 * len(rows)), height_inches=3.6)
     positions = np.arange(len(rows))
     error = [rows["seconds"] - rows["seconds_min"], rows["seconds_max"] - rows["seconds"]]
-    ax.bar(positions, rows["seconds"], yerr=error, capsize=3,
-           color=[ROLE_COLOURS.get(role, "grey") for role in rows["role"]])
+    ax.bar(
+        positions,
+        rows["seconds"],
+        yerr=error,
+        capsize=3,
+        color=[ROLE_COLOURS.get(role, "grey") for role in rows["role"]],
+    )
     labels = rows["operation"] + "\n" + rows["implementation"]
     ax.set_xticks(positions, labels, fontsize="x-small", rotation=30, ha="right")
     ax.set_ylabel("seconds (median, min-max)")
     return figure
 
 
-def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
-                     by: str | Sequence[str] = "implementation", ax=None,
-                     logx: bool = False, logy: bool = False):
+def plot_bench_lines(
+    case: Mapping,
+    x: str,
+    y: str = "seconds",
+    by: str | Sequence[str] = "implementation",
+    ax=None,
+    logx: bool = False,
+    logy: bool = False,
+):
     """Plot one measurement of a benchmark case against a parameter, one line per group.
 
     Rows without a value of ``x`` (a whole-image reference has no tile size)
@@ -640,8 +680,10 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
         figure = ax.figure
     markers = iter("osD^vx*+" * 4)
     for group, part in rows.groupby(keys, sort=False, dropna=False):
-        label = ", ".join(f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
-                          for value in group)
+        label = ", ".join(
+            f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+            for value in group
+        )
         if len(keys) == 1 and isinstance(group[0], (int, float, np.number)):
             label = f"{keys[0]} = {label}"
         placed = part.dropna(subset=[x]).sort_values(x)
@@ -664,9 +706,14 @@ def plot_bench_lines(case: Mapping, x: str, y: str = "seconds",
     return figure
 
 
-def plot_bench_panels(case: Mapping, x: str, ys: Sequence[str],
-                      by: str | Sequence[str] = "implementation",
-                      logx: bool = False, logy: bool = False):
+def plot_bench_panels(
+    case: Mapping,
+    x: str,
+    ys: Sequence[str],
+    by: str | Sequence[str] = "implementation",
+    logx: bool = False,
+    logy: bool = False,
+):
     """Plot several measurements of a benchmark case against a parameter, side by side.
 
     Parameters

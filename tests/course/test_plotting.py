@@ -223,20 +223,27 @@ def _case(rows: list[dict], **extra) -> dict:
 
 def _row(operation, implementation, role, params, median=None, peak=None, work=None, **metrics):
     return {
-        "operation": operation, "implementation": implementation, "role": role,
+        "operation": operation,
+        "implementation": implementation,
+        "role": role,
         "params": params,
-        "seconds": None if median is None else {"median": median, "min": median, "max": median,
-                                                "n": 1, "values": [median]},
-        "peak_rss_bytes": peak, "baseline_rss_bytes": None, "work_rss_bytes": work,
+        "seconds": None
+        if median is None
+        else {"median": median, "min": median, "max": median, "n": 1, "values": [median]},
+        "peak_rss_bytes": peak,
+        "baseline_rss_bytes": None,
+        "work_rss_bytes": work,
         "metrics": metrics,
     }
 
 
 def test_bench_rows_flatten_parameters_seconds_memory_and_metrics():
-    case = _case([
-        _row("copy", "numpy", "reference", {"n_t": 2}, median=0.5, throughput_MBps=10.0),
-        _row("save", "streaming", "ours", {"n_t": 4}, peak=3_000_000, work=1_500_000),
-    ])
+    case = _case(
+        [
+            _row("copy", "numpy", "reference", {"n_t": 2}, median=0.5, throughput_MBps=10.0),
+            _row("save", "streaming", "ours", {"n_t": 4}, peak=3_000_000, work=1_500_000),
+        ]
+    )
     rows = bench_rows(case)
     assert list(rows["operation"]) == ["copy", "save"]
     assert list(rows["n_t"]) == [2, 4]
@@ -270,12 +277,14 @@ def test_nima_table_plot_scales_the_source_figure_to_the_stack():
 
 
 def _streaming_case() -> dict:
-    return _case([
-        _row("run", "load-all", "anchor", {"n_t": 4}, median=2.0, work=40_000_000),
-        _row("run", "streaming", "ours", {"n_t": 4}, median=1.5, work=10_000_000),
-        _row("run", "load-all", "anchor", {"n_t": 2}, median=1.0, work=20_000_000),
-        _row("run", "streaming", "ours", {"n_t": 2}, median=1.0, work=10_000_000),
-    ])
+    return _case(
+        [
+            _row("run", "load-all", "anchor", {"n_t": 4}, median=2.0, work=40_000_000),
+            _row("run", "streaming", "ours", {"n_t": 4}, median=1.5, work=10_000_000),
+            _row("run", "load-all", "anchor", {"n_t": 2}, median=1.0, work=20_000_000),
+            _row("run", "streaming", "ours", {"n_t": 2}, median=1.0, work=10_000_000),
+        ]
+    )
 
 
 def test_bench_lines_draw_one_sorted_line_per_group():
@@ -297,13 +306,15 @@ def test_bench_panels_draw_one_panel_per_measurement():
 
 
 def test_scheduler_plot_has_a_bar_per_scheduler_and_implementation():
-    case = _case([
-        _row("label", "ours", "ours", {"scheduler": "synchronous"}, median=0.3),
-        _row("label", "ours", "ours", {"scheduler": "threads"}, median=0.2),
-        _row("label", "theirs", "anchor", {"scheduler": "synchronous"}, median=0.6),
-        _row("label", "theirs", "anchor", {"scheduler": "threads"}, median=0.4),
-        _row("start", "LocalCluster", "reference", {"scheduler": "distributed"}, median=2.0),
-    ])
+    case = _case(
+        [
+            _row("label", "ours", "ours", {"scheduler": "synchronous"}, median=0.3),
+            _row("label", "ours", "ours", {"scheduler": "threads"}, median=0.2),
+            _row("label", "theirs", "anchor", {"scheduler": "synchronous"}, median=0.6),
+            _row("label", "theirs", "anchor", {"scheduler": "threads"}, median=0.4),
+            _row("start", "LocalCluster", "reference", {"scheduler": "distributed"}, median=2.0),
+        ]
+    )
     figure = plot_schedulers(case)
     (ax,) = figure.axes
     assert ax.get_title() == "label"
@@ -313,11 +324,13 @@ def test_scheduler_plot_has_a_bar_per_scheduler_and_implementation():
 
 
 def test_bench_bars_draw_one_bar_per_timed_row_with_min_max_whiskers():
-    case = _case([
-        _row("op", "them", "anchor", {}, median=2.0),
-        _row("op", "us", "ours", {}, median=0.5),
-        _row("peak", "us", "ours", {}, peak=1_000_000),
-    ])
+    case = _case(
+        [
+            _row("op", "them", "anchor", {}, median=2.0),
+            _row("op", "us", "ours", {}, median=0.5),
+            _row("peak", "us", "ours", {}, peak=1_000_000),
+        ]
+    )
     case["rows"][0]["seconds"].update(min=1.0, max=4.0)
     figure = plot_bench_bars(case)
     (ax,) = figure.axes
@@ -327,11 +340,13 @@ def test_bench_bars_draw_one_bar_per_timed_row_with_min_max_whiskers():
 
 
 def test_bench_lines_draw_rows_without_x_as_a_horizontal_reference():
-    case = _case([
-        _row("label", "scipy", "reference", {"chunk_px": None}, median=0.3),
-        _row("label", "ours", "ours", {"chunk_px": 32}, median=0.5),
-        _row("label", "ours", "ours", {"chunk_px": 64}, median=0.4),
-    ])
+    case = _case(
+        [
+            _row("label", "scipy", "reference", {"chunk_px": None}, median=0.3),
+            _row("label", "ours", "ours", {"chunk_px": 32}, median=0.5),
+            _row("label", "ours", "ours", {"chunk_px": 64}, median=0.4),
+        ]
+    )
     ax = plot_bench_lines(case, x="chunk_px").axes[0]
     assert _line_positions(ax, vertical=False) == [0.3]
     curve = {line.get_label(): line for line in ax.get_lines()}["ours"]
@@ -339,14 +354,34 @@ def test_bench_lines_draw_rows_without_x_as_a_horizontal_reference():
 
 
 def test_nima_table_plot_shows_each_kernel_over_its_plane_copy():
-    case = _case([
-        _row("median kernel", "memory copy (numpy)", "reference", {"dtype": "uint8"}, median=0.5),
-        _row("median kernel", "nima_lessons", "ours", {"dtype": "uint8", "footprint": "disk"},
-             median=2.0),
-        _row("median kernel", "memory copy (numpy)", "reference", {"dtype": "float64"}, median=1.0),
-        _row("median kernel", "nima_lessons", "ours", {"dtype": "float64", "footprint": "disk"},
-             median=3.0),
-    ])
+    case = _case(
+        [
+            _row(
+                "median kernel", "memory copy (numpy)", "reference", {"dtype": "uint8"}, median=0.5
+            ),
+            _row(
+                "median kernel",
+                "nima_lessons",
+                "ours",
+                {"dtype": "uint8", "footprint": "disk"},
+                median=2.0,
+            ),
+            _row(
+                "median kernel",
+                "memory copy (numpy)",
+                "reference",
+                {"dtype": "float64"},
+                median=1.0,
+            ),
+            _row(
+                "median kernel",
+                "nima_lessons",
+                "ours",
+                {"dtype": "float64", "footprint": "disk"},
+                median=3.0,
+            ),
+        ]
+    )
     case["params"] = {"n_t": 2, "n_c": 3, "shape": [64, 64]}
     (kernels,) = plot_nima_table(case).axes
     assert [bar.get_height() for bar in kernels.patches] == [4.0, 3.0]
