@@ -382,7 +382,7 @@ def _process_start_time(pid: int) -> float | None:
         import psutil
 
         return psutil.Process(pid).create_time()
-    except Exception:  # noqa: BLE001 - no such process, no permission, or no psutil
+    except Exception:
         return None
 
 

@@ -571,7 +571,7 @@ def _netcdf_record(target: Path) -> dict | None:
         with xr.open_dataset(target, decode_cf=False) as opened:
             text = opened.attrs.get(NETCDF_ATTRIBUTE)
         record = json.loads(text) if isinstance(text, str) else None
-    except Exception:  # noqa: BLE001 - not netCDF or unreadable: not ours in any case
+    except Exception:
         return None
     return record if isinstance(record, dict) and record.get("written_by") == WRITER else None
 
@@ -802,8 +802,8 @@ def _plan_regions(dataset: xr.Dataset) -> list[Region]:
     regions: list[Region] = []
     while remaining:
 
-        def score(dim: str) -> tuple[int, int, int]:
-            sharing = sum(dim in dataset[name].dims for name in remaining)
+        def score(dim: str, names: tuple[str, ...] = tuple(remaining)) -> tuple[int, int, int]:
+            sharing = sum(dim in dataset[name].dims for name in names)
             return (sharing, len(dataset.chunks[dim]), -dim_order.index(dim))
 
         candidates = {dim for name in remaining for dim in dataset[name].dims}

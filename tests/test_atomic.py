@@ -42,7 +42,7 @@ def test_failure_leaves_nothing(tmp_path):
 def test_existing_data_is_kept_unless_asked(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("precious")
-    with pytest.raises(FileExistsError, match="out.txt.*overwrite"), atomic_path(target) as tmp:
+    with pytest.raises(FileExistsError, match=r"out.txt.*overwrite"), atomic_path(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "precious"
     with atomic_path(target, overwrite=True) as tmp:

@@ -20,10 +20,10 @@ import xarray as xr
 from distributed import Client, get_task_stream
 
 from nima_lessons.cluster import local_cluster
+from nima_lessons.course.synthetic import NUCLEI_THRESHOLD, nuclei_image, ratiometric_timelapse
 from nima_lessons.labels import label
 from nima_lessons.pipeline import run_pipeline
 from nima_lessons.store import open_result, save
-from nima_lessons.course.synthetic import NUCLEI_THRESHOLD, nuclei_image, ratiometric_timelapse
 
 pytestmark = pytest.mark.distributed
 
@@ -125,7 +125,7 @@ def test_label_equals_threaded_and_scipy(client):
 
 def test_nuclei_labelling_counts_the_truth(client):
     nuclei = nuclei_image(shape=(300, 400), seed=3)
-    labels, n = label(da.from_array(nuclei.image > NUCLEI_THRESHOLD, chunks=(100, 100)))
+    _, n = label(da.from_array(nuclei.image > NUCLEI_THRESHOLD, chunks=(100, 100)))
     assert int(on_cluster(client, n)) == nuclei.count
 
 

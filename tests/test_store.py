@@ -227,10 +227,10 @@ def test_resume_checks_that_it_continues_the_same_result(tmp_path):
     with pytest.raises(RuntimeError):
         save(make_result(fail_at=2), target)
     before = tree_bytes(partial_path(target))
-    with pytest.raises(ResumeMismatchError, match="started differently.*overwrite=True"):
+    with pytest.raises(ResumeMismatchError, match=r"started differently.*overwrite=True"):
         save(make_result(9), target, resume=True)
     # Neither resuming nor discarding: the interrupted save is kept as it was.
-    with pytest.raises(FileExistsError, match="resume=True.*overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"resume=True.*overwrite=True"):
         save(make_result(9), target)
     assert tree_bytes(partial_path(target)) == before
     # overwrite=True discards the interrupted store and starts afresh.
@@ -244,7 +244,7 @@ def test_resume_of_a_complete_store_writes_nothing(tmp_path):
     COMPUTED_T.clear()
     assert save(make_result(), store, resume=True) == store
     assert COMPUTED_T == [] and tree_bytes(store) == before
-    with pytest.raises(ResumeMismatchError, match="already complete.*overwrite"):
+    with pytest.raises(ResumeMismatchError, match=r"already complete.*overwrite"):
         save(make_result(5), store, resume=True)
     assert tree_bytes(store) == before
 
@@ -511,7 +511,7 @@ def test_resume_with_other_settings_is_refused_naming_the_setting(tmp_path):
         save(make_result(fail_at=4), target, fingerprint=radius_1)
     before = tree_bytes(partial_path(target))
     radius_2 = {"settings": {"median_radius": 2}, "inputs": {"image": {"path": "/data/a"}}}
-    with pytest.raises(ResumeMismatchError, match="settings.median_radius was 1, now 2") as error:
+    with pytest.raises(ResumeMismatchError, match=r"settings.median_radius was 1, now 2") as error:
         save(make_result(), target, resume=True, fingerprint=radius_2)
     assert error.value.differences == [("settings.median_radius", 1, 2)]
     assert tree_bytes(partial_path(target)) == before
@@ -520,7 +520,7 @@ def test_resume_with_other_settings_is_refused_naming_the_setting(tmp_path):
     # The same again: already complete. Other settings: refused, nothing changes.
     finished = tree_bytes(target)
     assert save(make_result(), target, resume=True, fingerprint=radius_1) == target
-    with pytest.raises(ResumeMismatchError, match="already complete.*median_radius was 1, now 2"):
+    with pytest.raises(ResumeMismatchError, match=r"already complete.*median_radius was 1, now 2"):
         save(make_result(), target, resume=True, fingerprint=radius_2)
     assert tree_bytes(target) == finished
 
@@ -530,10 +530,12 @@ def test_result_attributes_and_package_version_are_part_of_the_fingerprint(tmp_p
     with pytest.raises(RuntimeError):
         save(make_result(fail_at=4), target)
     other = make_result().assign_attrs(threshold=3000)
-    with pytest.raises(ResumeMismatchError, match="result attributes.threshold was 2000, now 3000"):
+    with pytest.raises(
+        ResumeMismatchError, match=r"result attributes.threshold was 2000, now 3000"
+    ):
         save(other, target, resume=True)
     monkeypatch.setattr("nima_lessons.store.__version__", "99.0")
-    with pytest.raises(ResumeMismatchError, match="nima_lessons version was '.*', now '99.0'"):
+    with pytest.raises(ResumeMismatchError, match=r"nima_lessons version was '.*', now '99.0'"):
         save(make_result(), target, resume=True)
 
 
@@ -573,7 +575,7 @@ def test_overwrite_replaces_only_results_of_this_package(tmp_path):
     reference().to_netcdf(foreign_netcdf)
     for target in (folder, foreign_store, text_file, foreign_netcdf):
         before = tree_bytes(target) if target.is_dir() else target.read_bytes()
-        with pytest.raises(NotOurOutputError, match="did not write.*never replaced"):
+        with pytest.raises(NotOurOutputError, match=r"did not write.*never replaced"):
             save(make_result(), target, overwrite=True)
         with pytest.raises((NotOurOutputError, ResumeMismatchError)):
             save(make_result(), target, resume=True)

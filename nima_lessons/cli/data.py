@@ -311,6 +311,6 @@ def script_main(generator: str, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(runner(args) or 0)
-    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - one line, a status
+    except (Exception, KeyboardInterrupt) as error:
         print(f"{parser.prog}: error: {str(error) or 'interrupted'}", file=sys.stderr)
         return exit_code(error)
