@@ -10,14 +10,15 @@ tiles), so a large image would hold its whole label image twice over. Each tile
 is labelled here by a compiled run-length pass instead: foreground runs along
 the last axis, joined with the runs they touch on the neighbouring lines, and
 numbered in raster order of their first pixel, as scipy numbers labels. The
-runs (a few bytes per run, far fewer runs than pixels for blob-like masks) are
-all a tile keeps until the final relabelling paints them with their global
-numbers.
+runs (8 bytes each for lines shorter than 65536 pixels; far fewer runs than
+pixels for blob-like masks, at worst half the pixels, for a checkerboard) are all a tile keeps until the final
+relabelling paints them with their global numbers.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import dask.array as da
 import numba
@@ -207,36 +208,28 @@ def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
 # ---------------------------------------------------------------- tiles
 
 
-class _Tile:
+class _Tile(NamedTuple):
     """A block labelled as runs: what stage 1 keeps until the final painting.
 
     ``line_start[k]`` is the first run of line ``k`` (the block seen as
     ``(n_lines, width)``, lines along the last axis); run ``r`` covers
     ``starts[r] <= x < ends[r]`` and has local label ``run_labels[r]``
-    (1..``n_labels``, in raster order of first pixels).
+    (1..``n_labels``, in raster order of first pixels); ``first_runs[l - 1]``
+    is the first run of label ``l``; ``origin`` is the block's first pixel
+    in the image.
     """
 
-    __slots__ = ("ends", "first_runs", "line_start", "run_labels", "shape", "start", "starts")
-
-    def __init__(self, shape, line_start, starts, ends, run_labels, first_runs, start):
-        self.shape = shape
-        self.line_start = line_start
-        self.starts = starts
-        self.ends = ends
-        self.run_labels = run_labels
-        self.first_runs = first_runs
-        self.start = start
+    shape: tuple[int, ...]
+    line_start: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    run_labels: np.ndarray
+    first_runs: np.ndarray
+    origin: tuple[int, ...]
 
     @property
     def n_labels(self) -> int:
         return len(self.first_runs)
-
-    def __getstate__(self):
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setstate__(self, state):
-        for name, value in zip(self.__slots__, state):
-            setattr(self, name, value)
 
 
 def _wrap(value, ndim: int) -> np.ndarray:
@@ -248,11 +241,11 @@ def _wrap(value, ndim: int) -> np.ndarray:
 
 def _label_tile_cell(block: np.ndarray, connectivity: int, block_info=None) -> np.ndarray:
     """Stage 1 for one block: label it into runs."""
-    start = tuple(low for low, _ in block_info[0]["array-location"])
-    return _wrap(_label_tile(block, connectivity, start), block.ndim)
+    origin = tuple(low for low, _ in block_info[0]["array-location"])
+    return _wrap(_label_tile(block, connectivity, origin), block.ndim)
 
 
-def _label_tile(block: np.ndarray, connectivity: int, start=None) -> _Tile:
+def _label_tile(block: np.ndarray, connectivity: int, origin: tuple[int, ...]) -> _Tile:
     """Label one block into runs along its last axis (compiled passes)."""
     block = np.asarray(block)
     lines = block.reshape(-1, block.shape[-1])
@@ -265,8 +258,10 @@ def _label_tile(block: np.ndarray, connectivity: int, start=None) -> _Tile:
         offsets, steps, widened,
     )
     run_labels, first_runs = _number_runs(parent)
-    start = (0,) * block.ndim if start is None else start
-    return _Tile(block.shape, line_start, starts, ends, run_labels, first_runs, start)
+    if block.shape[-1] < 2**16:
+        # Held until the painting: half the bytes where lines are short enough.
+        starts, ends = starts.astype(np.uint16), ends.astype(np.uint16)
+    return _Tile(block.shape, line_start, starts, ends, run_labels, first_runs, origin)
 
 
 def _neighbour_lines(shape: tuple[int, ...], connectivity: int):
@@ -452,7 +447,7 @@ def _report(tile: _Tile, image_shape, block_id, grid) -> tuple:
     first_lines = np.searchsorted(tile.line_start, tile.first_runs, side="right") - 1
     local_flat = first_lines * width + tile.starts[tile.first_runs]
     coords = np.unravel_index(local_flat, tile.shape)
-    global_coords = tuple(c + s for c, s in zip(coords, tile.start))
+    global_coords = tuple(c + s for c, s in zip(coords, tile.origin))
     first_pixels = np.ravel_multi_index(global_coords, image_shape).astype(np.int64)
     faces = []
     for axis, position in enumerate(block_id):
