@@ -4,7 +4,7 @@ Each step is a numpy function of one plane lifted to dask; ``run_pipeline``
 chains them and ``save`` writes the result chunk by chunk.
 """
 
-from nima_lessons.pipeline._lift import PlaneRechunkWarning, apply_per_plane, whole_planes
+from nima_lessons.pipeline._lift import apply_per_plane, is_tiled, whole_planes
 from nima_lessons.pipeline._background import BACKGROUND_METHODS, background, background_level
 from nima_lessons.pipeline._measure import measure, measure_plane
 from nima_lessons.pipeline._median import FOOTPRINTS, make_footprint, median, median_plane
@@ -20,10 +20,10 @@ __all__ = [
     "IMAGE_DIMS",
     "THRESHOLD_METHODS",
     "PipelineConfig",
-    "PlaneRechunkWarning",
     "apply_per_plane",
     "background",
     "background_level",
+    "is_tiled",
     "make_footprint",
     "measure",
     "measure_plane",

@@ -132,6 +132,12 @@ def background(
             f"unknown options {sorted(unknown)} for method {method!r}; "
             f"it accepts {sorted(allowed[method]) or 'none'}"
         )
+    from nima_lessons.pipeline._lift import is_tiled
+    from nima_lessons.pipeline._tiled_levels import tiled_background
+
+    if is_tiled(im):  # planes split into tiles: exact tile-wise version
+
+        return tiled_background(im, method, **options)
     levels = apply_per_plane(
         background_level,
         im,

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from nima_lessons import io
-from nima_lessons.pipeline import PipelineConfig, PlaneRechunkWarning, measure, run_pipeline, save
+from nima_lessons.pipeline import PipelineConfig, measure, run_pipeline, save
 from nima_lessons.store import open_result
 from nima_lessons.course.synthetic import ratiometric_timelapse
 
@@ -106,13 +106,6 @@ def test_reading_and_streaming_one_time_point(data, tmp_path, monkeypatch):
     assert sorted(reads) == sorted(str(tmp_path / f"t0001_c{c}.tif") for c in range(3))
     assert set(reads.values()) == {1}
     assert int(one["labels"].max()) == N_CELLS
-
-
-def test_tiled_planes_are_merged_with_a_warning(data, computed):
-    tiled = data.image.chunk({"T": 1, "C": 1, "Z": 1, "Y": 48, "X": 72})
-    with pytest.warns(PlaneRechunkWarning):
-        result = run_pipeline(tiled, data.dark, data.flat)
-    np.testing.assert_array_equal(result["labels"].values, computed["labels"].values)
 
 
 def test_save_writes_the_computed_result(data, lazy_image, computed, tmp_path):
