@@ -128,13 +128,19 @@ def measure(
         for t in range(im.sizes["T"])
         for z in range(im.sizes.get("Z", 1))
     ]
-    tables = [
-        dask.delayed(measure_plane)(
-            im.isel(where).data, labels.isel(where).data, wanted, numerator, denominator
-        )
-        for where in planes
-    ]
-    computed = dask.compute(*tables)
+    from nima_lessons.pipeline._lift import is_tiled
+    from nima_lessons.pipeline._tiled_measure import tiled_tables
+
+    if is_tiled(im) or is_tiled(labels):  # per-tile sums merged per label
+        computed = tiled_tables(im, labels, planes, wanted, numerator, denominator)
+    else:
+        tables = [
+            dask.delayed(measure_plane)(
+                im.isel(where).data, labels.isel(where).data, wanted, numerator, denominator
+            )
+            for where in planes
+        ]
+        computed = dask.compute(*tables)
     frames = [
         table.assign(T=times[where["T"]], Z=where.get("Z", 0))
         for where, table in zip(planes, computed, strict=True)

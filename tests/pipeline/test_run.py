@@ -108,6 +108,14 @@ def test_reading_and_streaming_one_time_point(data, tmp_path, monkeypatch):
     assert int(one["labels"].max()) == N_CELLS
 
 
+def test_tiled_planes_give_the_whole_plane_result(data, computed):
+    tiled = data.image.chunk({"T": 1, "C": 1, "Z": 1, "Y": 48, "X": 72})
+    result = run_pipeline(tiled, data.dark, data.flat)
+    assert result["labels"].chunks[-2:] == ((48, 48, 48), (72, 72))
+    for name in ("image", "labels", "ratio", "background"):
+        np.testing.assert_array_equal(result[name].values, computed[name].values, name)
+
+
 def test_save_writes_the_computed_result(data, lazy_image, computed, tmp_path):
     result = run_pipeline(lazy_image, data.dark, data.flat)
     path = save(result, tmp_path / "result.zarr")
