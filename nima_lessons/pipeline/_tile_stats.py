@@ -42,7 +42,22 @@ def tile_values(tile: np.ndarray) -> np.ndarray:
     [1.0, 2.0]
     """
     values = np.asarray(tile, dtype=np.float64).ravel()
-    return values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
+
+
+class TileValues(np.ndarray):
+    """A tile's finite values, remembering their shifted copy (``values - shift``).
+
+    Several requests of one pass read the same shifted values: they are made once.
+    """
+
+    def shifted(self, shift: float) -> np.ndarray:
+        cache = self.__dict__.setdefault("_shifted", {})
+        if shift not in cache:
+            cache.clear()  # one shift at a time: memory of one more tile at most
+            cache[shift] = np.subtract(self, shift).view(np.ndarray)
+        return cache[shift]
 
 
 # ---------------------------------------------------------------- selections
@@ -132,8 +147,10 @@ class Extent(Request):
         chosen = self.selection.select(values)
         if chosen.size == 0:
             return (0, None, None)
-        keys = order_keys(chosen)
-        return (chosen.size, int(keys.min()), int(keys.max()))
+        # -0.0 and 0.0 are equal to min and max but have two keys: take the outer one.
+        low, high = chosen.min(), chosen.max()
+        keys = order_keys(np.array([-0.0 if low == 0 else low, 0.0 if high == 0 else high]))
+        return (chosen.size, int(keys[0]), int(keys[1]))
 
     def merge(self, parts):
         present = [part for part in parts if part[0]]
@@ -157,7 +174,7 @@ class SumCount(Request):
         chosen = self.selection.select(values)
         if self.shift:
             chosen = chosen - self.shift
-        return (chosen.size, float(chosen.sum()))
+        return (chosen.size, float(np.sum(chosen)))
 
     def merge(self, parts):
         return (sum(p[0] for p in parts), _fsum(p[1] for p in parts))
@@ -189,11 +206,12 @@ class SplitSums(Request):
     threshold: float
 
     def tile(self, values):
-        shifted = values - self.shift
+        shifted = _shifted(values, self.shift)
         above = shifted > self.threshold
         n_above = int(np.count_nonzero(above))
-        sum_above = float(shifted[above].sum())
-        return (n_above, sum_above, shifted.size - n_above, float(shifted[~above].sum()))
+        sum_above = float(np.sum(shifted, where=above))
+        sum_below = float(np.sum(shifted, where=np.logical_not(above, out=above)))
+        return (n_above, sum_above, shifted.size - n_above, sum_below)
 
     def merge(self, parts):
         return (
@@ -213,7 +231,7 @@ class ShiftedBetween(Request):
     high: float
 
     def tile(self, values):
-        shifted = values - self.shift
+        shifted = _shifted(values, self.shift)
         inside = shifted[(shifted > self.low) & (shifted <= self.high)]
         if inside.size == 0:
             return (0, None, None)
@@ -234,7 +252,7 @@ class ShiftedNeighbours(Request):
     value: float
 
     def tile(self, values):
-        shifted = values - self.shift
+        shifted = _shifted(values, self.shift)
         lower = shifted[shifted < self.value]
         upper = shifted[shifted > self.value]
         return (
@@ -255,7 +273,7 @@ class ShiftedMinGap(Request):
     shift: float
 
     def tile(self, values):
-        distinct = np.unique(values - self.shift)
+        distinct = np.unique(_shifted(values, self.shift))
         return float(np.diff(distinct).min()) if distinct.size > 1 else np.inf
 
     def merge(self, parts):
@@ -269,7 +287,7 @@ class ShiftedDistinct(Request):
     shift: float
 
     def tile(self, values):
-        return np.unique(values - self.shift)
+        return np.unique(_shifted(values, self.shift))
 
     def merge(self, parts):
         return np.unique(np.concatenate(parts)) if parts else np.empty(0)
@@ -312,7 +330,7 @@ class RankBins(Request):
         return (self.high - self.low) // self.bins + 1
 
     def tile(self, values):
-        keys = order_keys(self.selection.select(values))
+        keys = order_keys(_between(self.selection.select(values), self.low, self.high))
         keys = keys[(keys >= np.uint64(self.low)) & (keys <= np.uint64(self.high))]
         counts = np.zeros(self.bins, dtype=np.int64)
         lowest = np.full(self.bins, np.iinfo(np.uint64).max, dtype=np.uint64)
@@ -340,12 +358,27 @@ class Gather(Request):
     high: int
 
     def tile(self, values):
-        chosen = self.selection.select(values)
+        chosen = _between(self.selection.select(values), self.low, self.high)
         keys = order_keys(chosen)
         return chosen[(keys >= np.uint64(self.low)) & (keys <= np.uint64(self.high))]
 
     def merge(self, parts):
         return np.sort(np.concatenate(parts)) if parts else np.empty(0)
+
+
+def _shifted(values: np.ndarray, shift: float) -> np.ndarray:
+    return values.shifted(shift) if isinstance(values, TileValues) else values - shift
+
+
+def _between(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """The values whose keys may lie in ``[low, high]``: a cheap float test first.
+
+    Compared as floats, -0.0 and 0.0 are equal; the keys then tell them apart.
+    """
+    if low == 0 and high == LAST_KEY:
+        return values
+    inside = (values >= key_value(low)) & (values <= key_value(high))
+    return values if inside.all() else values[inside]
 
 
 def _fsum(values) -> float:
@@ -382,7 +415,7 @@ class Tiles:
                 for axis, i in enumerate(block_index[:-2])
             ]
             self.planes_of_block[block_index] = [
-                (local, tuple(r[i] for r, i in zip(ranges, local)))
+                (local, tuple(r[i] for r, i in zip(ranges, local, strict=True)))
                 for local in np.ndindex(*[len(r) for r in ranges])
             ]
 
@@ -444,7 +477,7 @@ def _summarize_block(block: np.ndarray, local: list) -> list:
     values_of = {}
     for plane_index, name, requests in local:
         if plane_index not in values_of:
-            values_of[plane_index] = tile_values(block[plane_index])
+            values_of[plane_index] = tile_values(block[plane_index]).view(TileValues)
         values = values_of[plane_index]
         out.append((name, [request.tile(values) for request in requests]))
     return out
@@ -500,7 +533,7 @@ def _advance(name, algorithm, sent, pending, answers) -> None:
 
 def extent(selection: Selection = Finite()) -> Algorithm:
     """Count, min and max (as floats; None when empty) of the selected values."""
-    (count, low, high), = yield [Extent(selection)]
+    ((count, low, high),) = yield [Extent(selection)]
     if not count:
         return 0, None, None
     return count, key_value(low), key_value(high)
@@ -515,6 +548,7 @@ def order_statistics(
     ranks_of: Callable[[int], Sequence[int]],
     known_extent: tuple | None = None,
     at_most: int | None = None,
+    within_keys: tuple[int, int] = (0, None),
 ) -> Algorithm:
     """The values of chosen 0-based ranks among the selected values, exactly.
 
@@ -536,6 +570,9 @@ def order_statistics(
     at_most : int, optional
         An upper bound of the count (the number of pixels), which lets the
         first round gather small selections at once.
+    within_keys : tuple of int
+        Order keys known to bound the selection (``None``: the largest key),
+        which narrows the first round when the extent is not known.
 
     Returns
     -------
@@ -546,10 +583,12 @@ def order_statistics(
     answered = None
     if known_extent is None:
         bound = GATHER_LIMIT + 1 if at_most is None else at_most
-        first = _narrowing(selection, 0, LAST_KEY, bound)
+        low = within_keys[0]
+        high = LAST_KEY if within_keys[1] is None else within_keys[1]
+        first = _narrowing(selection, low, high, bound)
         known_extent, answer = yield [Extent(selection), first]
-        answered = {(0, LAST_KEY): (first, answer)}
-        start = (0, LAST_KEY, 0, bound)
+        answered = {(low, high): (first, answer)}
+        start = (low, high, 0, bound)
     else:
         start = (known_extent[1], known_extent[2], 0, known_extent[0])
     count = known_extent[0]
@@ -563,7 +602,9 @@ def order_statistics(
     while len(found) < len(ranks):
         if answered is None:
             open_ranges = sorted({state[r] for r in ranks if r not in found})
-            requests = [_narrowing(selection, low, high, within) for low, high, _, within in open_ranges]
+            requests = [
+                _narrowing(selection, low, high, within) for low, high, _, within in open_ranges
+            ]
             answers = yield [request for request in requests if request is not None]
             answers = iter(answers)
             answered = {
@@ -601,7 +642,10 @@ def _narrowing(selection: Selection, low: int, high: int, within: int) -> Reques
 
 
 def median(
-    selection: Selection, known_extent: tuple | None = None, at_most: int | None = None
+    selection: Selection,
+    known_extent: tuple | None = None,
+    at_most: int | None = None,
+    within_keys: tuple[int, int] = (0, None),
 ) -> Algorithm:
     """``numpy.median`` of the selected values (NaN if there are none)."""
 
@@ -610,7 +654,7 @@ def median(
             return []
         return [count // 2 - 1, count // 2] if count % 2 == 0 else [(count - 1) // 2]
 
-    _, values = yield from order_statistics(selection, middle, known_extent, at_most)
+    _, values = yield from order_statistics(selection, middle, known_extent, at_most, within_keys)
     if not values:
         return float("nan")
     # numpy takes the mean of the middle one or two values.
@@ -700,7 +744,9 @@ def together(*algorithms: Algorithm) -> Algorithm:
         position = 0
         for index in order:
             size = len(current[index])
-            _advance(index, algorithms[index], merged[position : position + size], requests, answers)
+            _advance(
+                index, algorithms[index], merged[position : position + size], requests, answers
+            )
             position += size
     return [answers[index] for index in range(len(algorithms))]
 
@@ -715,10 +761,10 @@ def run_per_plane(
 
 
 __all__ = [
-    "Below",
-    "Finite",
     "GATHER_LIMIT",
     "RANK_BINS",
+    "Below",
+    "Finite",
     "Tiles",
     "Within",
     "extent",

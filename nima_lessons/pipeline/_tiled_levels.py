@@ -25,11 +25,23 @@ TILED_THRESHOLD_METHODS = ("yen", "li", "otsu")
 #: Number of histogram bins of scikit-image's Otsu and Yen thresholds (their default).
 HISTOGRAM_BINS = 256
 
-#: Methods that are refused on tiled planes, with the reason shown to the user.
+_LOCAL_BLOCK = (
+    "its local (Gaussian) threshold uses a block half the plane's width by default, so each "
+    "pixel depends on pixels about a third of the plane away; an exact tiled version would "
+    "need an overlap about as large as the plane"
+)
+_NOT_YET = (
+    "it has no tiled version yet (it could have one: {how}), so it is refused rather than "
+    "approximated"
+)
+#: Methods refused on tiled planes (nima's background methods among them), and why.
 UNTILEABLE = {
-    "adaptive": "its local threshold window is a fraction of the whole plane, so every "
-    "output pixel depends on pixels arbitrarily far away; an exact tiled version would need "
-    "an overlap as large as the plane",
+    "li_adaptive": _LOCAL_BLOCK,
+    "adaptive": _LOCAL_BLOCK,
+    "li_li": _NOT_YET.format(how="two Li thresholds, the second of an element-wise transform"),
+    "arcsinh": _NOT_YET.format(how="a local percentile filter, then a global range threshold"),
+    "entropy": _NOT_YET.format(how="a local entropy filter, then a global range threshold"),
+    "inverse_yen": _NOT_YET.format(how="a 3 x 3 local mean, then a global Yen threshold"),
 }
 
 
@@ -156,14 +168,17 @@ def sigma_level(
 
 def li_level(at_most: int | None = None) -> stats.Algorithm:
     """``li_level``: the median of the pixels below the plane's Li threshold."""
-    (extent,) = yield [stats.Extent()]
+    extent, (_, total) = yield [stats.Extent(), stats.SumCount()]
     count, low, high = extent
     if count == 0:
         return 0.0
-    if stats.key_value(low) == stats.key_value(high):
-        return stats.key_value(low)
-    threshold = yield from li_threshold(count, stats.key_value(low))
-    below = yield from stats.median(stats.Below(threshold), at_most=count)
+    minimum = stats.key_value(low)
+    if minimum == stats.key_value(high):
+        return minimum
+    threshold = yield from li_threshold(count, minimum, total)
+    # The pixels below the threshold lie between the minimum and the threshold.
+    bounds = (low, int(stats.order_keys(np.array([threshold]))[0]))
+    below = yield from stats.median(stats.Below(threshold), at_most=count, within_keys=bounds)
     if np.isnan(below):  # nothing below the threshold: the median of every pixel
         return (yield from stats.median(stats.Finite(), extent))
     return below
@@ -173,12 +188,12 @@ def li_level(at_most: int | None = None) -> stats.Algorithm:
 
 
 def _contrast() -> stats.Algorithm:
-    """Extent of the finite pixels, or None for a plane that ``threshold_mask`` leaves empty."""
-    (extent,) = yield [stats.Extent()]
+    """(count, min, max, sum) of the finite pixels, or None for a plane without contrast."""
+    extent, (_, total) = yield [stats.Extent(), stats.SumCount()]
     count, low, high = extent
     if count == 0 or stats.key_value(low) == stats.key_value(high):
         return None
-    return count, stats.key_value(low), stats.key_value(high)
+    return count, stats.key_value(low), stats.key_value(high), total
 
 
 def histogram(low: float, high: float, bins: int = HISTOGRAM_BINS) -> stats.Algorithm:
@@ -216,10 +231,11 @@ def li_threshold_of_plane() -> stats.Algorithm:
     contrast = yield from _contrast()
     if contrast is None:
         return None
-    return (yield from li_threshold(contrast[0], contrast[1]))
+    count, minimum, _, total = contrast
+    return (yield from li_threshold(count, minimum, total))
 
 
-def li_threshold(count: int, minimum: float) -> stats.Algorithm:
+def li_threshold(count: int, minimum: float, total: float) -> stats.Algorithm:
     """Li's minimum cross-entropy threshold of the finite pixels, as scikit-image computes it.
 
     scikit-image (float images) shifts the pixels by their minimum, starts from
@@ -241,6 +257,9 @@ def li_threshold(count: int, minimum: float) -> stats.Algorithm:
         Number of finite pixels (more than one distinct value).
     minimum : float
         Their minimum.
+    total : float
+        Their sum (the starting mean of the shifted pixels is
+        ``(total - count * minimum) / count``).
 
     Returns
     -------
@@ -249,8 +268,7 @@ def li_threshold(count: int, minimum: float) -> stats.Algorithm:
         the means.
     """
     shift = np.float64(minimum)
-    ((n, total),) = yield [stats.SumCount(stats.Finite(), float(shift))]
-    t_next = np.float64(total) / n
+    t_next = (np.float64(total) - count * shift) / count
     sums = None
     t_curr = None
     while True:

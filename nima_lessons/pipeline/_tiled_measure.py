@@ -59,7 +59,10 @@ def merge_sums(parts: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     area = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]))
     stacked = np.concatenate([part[2] for part in parts])
     sums = np.stack(
-        [np.bincount(inverse, weights=stacked[:, c], minlength=present.size) for c in range(n_channels)],
+        [
+            np.bincount(inverse, weights=stacked[:, c], minlength=present.size)
+            for c in range(n_channels)
+        ],
         axis=1,
     )
     return present, area.astype(np.int64), sums

@@ -9,10 +9,14 @@ The steps of ``segment_plane``, each made exact on tiles:
   tell exactly which objects are small (a larger object reaching a tile's margin is
   kept in both cases);
 - hole filling: a hole is background not connected to the plane's border; the
-  background is labelled across tiles with a frame of background around the
-  plane, so the border-connected background is the frame's label, 1, and every
-  other background label is a hole;
+  background is labelled across tiles inside a one-pixel frame of background, so
+  the background reaching the border shares the frame's label, 1, and every other
+  background label is a hole;
+- nima's closing (``cleanup="closing"``): tiles overlapping by 2 pixels;
 - labels: tiled labelling with scipy's numbering.
+
+The merges of the tiled labellings are computed when the graph is built, like the
+thresholds (see ``_tiled_labels``): what remains is local to each tile.
 
 Watershed splitting of touching cells is refused on tiles (see
 :data:`WATERSHED_REFUSAL`).
@@ -20,13 +24,16 @@ Watershed splitting of touching cells is refused on tiles (see
 
 from __future__ import annotations
 
+from typing import Literal
+
 import dask.array as da
 import numpy as np
+import scipy.ndimage as ndi
 import xarray as xr
 
 from nima_lessons.pipeline._lift import PLANE_DIMS, overlap_planes, refuse_tiles
 from nima_lessons.pipeline._segment import geometric_mean, remove_small
-from nima_lessons.pipeline._tiled_labels import label_planes
+from nima_lessons.pipeline._tiled_labels import fill_holes_planes, label_planes
 from nima_lessons.pipeline._tiled_levels import (
     TILED_BACKGROUND_METHODS,
     TILED_THRESHOLD_METHODS,
@@ -54,11 +61,17 @@ def check_tiled_options(
         If ``im`` has tiled planes and an option cannot run on them.
     """
     if background_method not in TILED_BACKGROUND_METHODS:
-        refuse_tiles(im, f"background method {background_method!r}", refusal_reason(background_method))
+        refuse_tiles(
+            im, f"background method {background_method!r}", refusal_reason(background_method)
+        )
     if segment_method not in TILED_THRESHOLD_METHODS:
         refuse_tiles(im, f"threshold method {segment_method!r}", refusal_reason(segment_method))
     if watershed:
         refuse_tiles(im, "watershed splitting (watershed=True)", WATERSHED_REFUSAL)
+
+
+#: How the mask is cleaned after small objects are removed.
+MaskCleanup = Literal["fill_holes", "closing"]
 
 
 def tiled_segment(
@@ -67,6 +80,7 @@ def tiled_segment(
     min_size: int = 20,
     watershed: bool = False,
     seed_depth_px: float = 2.0,
+    cleanup: MaskCleanup = "fill_holes",
 ) -> xr.DataArray:
     """Label cells in every plane of a tiled image, as ``segment`` does on whole planes.
 
@@ -77,6 +91,9 @@ def tiled_segment(
     method, min_size, watershed, seed_depth_px
         As in :func:`nima_lessons.pipeline.segment`; ``watershed=True`` is
         refused (``seed_depth_px`` is then unused).
+    cleanup : {"fill_holes", "closing"}
+        Fill the mask's holes, or close it with the 4-neighbour cross
+        (:func:`close_tiled`).
 
     Returns
     -------
@@ -98,7 +115,7 @@ def tiled_segment(
     thresholds = tiled_thresholds(combined, method)
     mask = above_thresholds(combined, thresholds)
     mask = remove_small_tiled(mask, min_size)
-    mask = fill_holes_tiled(mask)
+    mask = close_tiled(mask) if cleanup == "closing" else fill_holes_planes(mask)
     labels = label_planes(mask, connectivity=1)
     coords = {name: im.coords[name] for name in (*lead, *PLANE_DIMS) if name in im.coords}
     return xr.DataArray(labels, dims=(*lead, *PLANE_DIMS), coords=coords, name="labels")
@@ -138,26 +155,33 @@ def remove_small_tiled(mask: da.Array, min_size: int) -> da.Array:
     return overlap_planes(remove_small, mask, min_size - 1, bool, min_size=min_size)
 
 
-def fill_holes_tiled(mask: da.Array) -> da.Array:
-    """``scipy.ndimage.binary_fill_holes`` of every plane, through tiled labelling.
+def close_cross(mask: np.ndarray) -> np.ndarray:
+    """Morphological closing with the 4-neighbour cross, borders reflected, of one plane.
 
-    The background is labelled (4-connected, as scipy fills holes) inside a
-    one-pixel frame of background: the frame starts the raster order, so the
-    background connected to the plane's border is label 1 and any other
-    background label is a hole.
+    A dilation then an erosion (``scipy.ndimage`` grey operations on the
+    boolean mask, ``mode="reflect"``).
     """
-    pad = [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)]
-    framed = da.pad(~mask, pad, mode="constant", constant_values=True)
-    background = label_planes(framed, connectivity=1)
-    inner = background[(..., slice(1, -1), slice(1, -1))].rechunk(mask.chunks)
-    return mask | (inner > 1)
+    cross = ndi.generate_binary_structure(2, 1)
+    dilated = ndi.grey_dilation(mask, footprint=cross, mode="reflect")
+    return ndi.grey_erosion(dilated, footprint=cross, mode="reflect")
+
+
+def close_tiled(mask: da.Array) -> da.Array:
+    """:func:`close_cross` of every plane, in tiles overlapping by 2 pixels.
+
+    The dilation reads one pixel around each pixel and the erosion one more:
+    two pixels of overlap make every tile exact; at the plane's border the
+    tile is not grown and the reflection happens where it does on the plane.
+    """
+    return overlap_planes(close_cross, mask, 2, bool)
 
 
 __all__ = [
     "WATERSHED_REFUSAL",
     "channel_mean",
     "check_tiled_options",
-    "fill_holes_tiled",
+    "close_cross",
+    "close_tiled",
     "remove_small_tiled",
     "tiled_segment",
 ]

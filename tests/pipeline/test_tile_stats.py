@@ -4,7 +4,6 @@ import dask.array as da
 import numpy as np
 import pytest
 import skimage.filters
-
 import xarray as xr
 
 from nima_lessons.pipeline import _tile_stats as stats
@@ -69,8 +68,14 @@ def test_order_statistics_are_exact(chunks, gather_limit, monkeypatch):
     monkeypatch.setattr(stats, "GATHER_LIMIT", gather_limit)
     image = planes(1)
     selections = {
-        "percentile": (lambda _: stats.percentile(stats.Finite(), 10.0), lambda v: np.percentile(v, 10.0)),
-        "median below": (lambda _: stats.median(stats.Below(45.0)), lambda v: np.median(v[v < 45.0])),
+        "percentile": (
+            lambda _: stats.percentile(stats.Finite(), 10.0),
+            lambda v: np.percentile(v, 10.0),
+        ),
+        "median below": (
+            lambda _: stats.median(stats.Below(45.0)),
+            lambda v: np.median(v[v < 45.0]),
+        ),
         "median within": (
             lambda _: stats.median(stats.Within(50.0, 12.5)),
             lambda v: np.median(v[np.abs(v - 50.0) <= 12.5]),
@@ -191,7 +196,9 @@ def test_passes_serve_every_plane_at_once(monkeypatch):
 )  # fmt: skip
 def test_background_levels_are_the_whole_plane_levels(chunks, method, options):
     image = planes(4)
-    im = xr.DataArray(image, dims=("T", "Y", "X")).chunk(dict(zip(("T", "Y", "X"), chunks)))
+    im = xr.DataArray(image, dims=("T", "Y", "X")).chunk(
+        dict(zip(("T", "Y", "X"), chunks, strict=True))
+    )
     subtracted, levels = tiled_background(im, method, **options)
     for plane, level in zip(image, levels.values, strict=True):
         expected = background_level(plane, method, **options)

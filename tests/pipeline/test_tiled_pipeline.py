@@ -12,6 +12,7 @@ from dask.callbacks import Callback
 
 from nima_lessons.course.synthetic import ratiometric_timelapse
 from nima_lessons.pipeline import PipelineConfig, measure, run_pipeline
+from nima_lessons.pipeline._tiled_segment import check_tiled_options
 
 SHAPE = (200, 250)
 
@@ -51,7 +52,9 @@ def assert_same_results(result, expected, expected_table):
     # Labels: same partition and numbering; image and levels: the same numbers.
     np.testing.assert_array_equal(result["labels"].values, expected["labels"].values)
     np.testing.assert_array_equal(result["image"].values, expected["image"].values)
-    np.testing.assert_allclose(result["background"].values, expected["background"].values, rtol=1e-12)
+    np.testing.assert_allclose(
+        result["background"].values, expected["background"].values, rtol=1e-12
+    )
     np.testing.assert_allclose(
         result["ratio"].values, expected["ratio"].values, rtol=1e-12, equal_nan=True
     )
@@ -136,3 +139,20 @@ def test_a_large_plane_in_uneven_tiles_gives_the_whole_plane_results():
     result = run_pipeline(image, large.dark, large.flat).compute()
     expected = run_pipeline(large.image, large.dark, large.flat).compute()
     assert_same_results(result, expected, measure(expected.image, expected.labels))
+
+
+@pytest.mark.parametrize(
+    ("background_method", "message"),
+    [
+        ("li_adaptive", "about a third of the plane away"),
+        ("adaptive", "about a third of the plane away"),
+        ("arcsinh", "no tiled version yet"),
+        ("a method of tomorrow", "no tiled version yet"),
+    ],
+)
+def test_background_methods_without_a_tiled_version_are_named(data, background_method, message):
+    image = tiled(data, CHUNKINGS["even"])
+    with pytest.raises(ValueError, match=message) as error:
+        check_tiled_options(image, background_method, "li", False)
+    assert f"background method {background_method!r} cannot run" in str(error.value)
+    check_tiled_options(data.image, background_method, "li", False)  # whole planes: fine

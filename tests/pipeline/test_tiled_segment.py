@@ -6,13 +6,18 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+import skimage.filters
 import xarray as xr
 
 import nima_lessons.labels
 from nima_lessons.pipeline import segment
 from nima_lessons.pipeline._segment import remove_small, segment_plane
-from nima_lessons.pipeline._tiled_labels import label_planes
-from nima_lessons.pipeline._tiled_segment import fill_holes_tiled, remove_small_tiled
+from nima_lessons.pipeline._tiled_labels import fill_holes_planes, label_planes
+from nima_lessons.pipeline._tiled_segment import (
+    close_tiled,
+    remove_small_tiled,
+    tiled_segment,
+)
 
 CHUNKINGS = [
     (1, 25, 30),  # even tiles
@@ -46,7 +51,7 @@ def test_labels_of_every_plane_are_scipy_s(chunks, connectivity):
         np.testing.assert_array_equal(plane, ndi.label(mask, structure)[0])
 
 
-def test_relabelling_waits_for_the_merge_and_recomputes_tiles(monkeypatch):
+def test_merges_are_computed_when_building_and_relabelling_is_tile_local(monkeypatch):
     events = []
     lock = threading.Lock()
     merge = nima_lessons.labels._merge_labels
@@ -65,11 +70,14 @@ def test_relabelling_waits_for_the_merge_and_recomputes_tiles(monkeypatch):
     monkeypatch.setattr(nima_lessons.labels, "_merge_labels", recorded_merge)
     image = ndi.gaussian_filter(np.random.default_rng(1).random((60, 70)), 2)
     mask = da.from_array(image, chunks=(20, 35)).map_blocks(make_mask, dtype=bool)
-    labels = label_planes(mask, 1).compute(scheduler="threads")
+    lazy = label_planes(mask, 1)
+    # Building: six tiles summarized, then the merge.
+    assert events == ["tile"] * 6 + ["merge"]
+    events.clear()
+    labels = lazy.compute(scheduler="threads")
+    # Computing: every tile labelled afresh and looked up; no merge, no barrier.
+    assert events == ["tile"] * 6
     np.testing.assert_array_equal(labels, ndi.label(image > 0.5)[0])
-    # Six tiles for the merge, then the merge, then six tiles again: the tiles'
-    # provisional labels are never all held while the merge waits.
-    assert events == ["tile"] * 6 + ["merge"] + ["tile"] * 6
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS)
@@ -85,10 +93,24 @@ def test_small_objects_are_removed_as_on_whole_planes(chunks, min_size):
 def test_holes_are_filled_as_scipy_fills_them(chunks):
     for seed in range(3):
         masks = blob_masks(seed)
-        filled = fill_holes_tiled(da.from_array(masks, chunks=chunks)).compute()
+        filled = fill_holes_planes(da.from_array(masks, chunks=chunks)).compute()
         expected = np.stack([ndi.binary_fill_holes(mask) for mask in masks])
         assert (expected != masks).any()  # there are holes to fill
         np.testing.assert_array_equal(filled, expected)
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+def test_closing_is_the_whole_plane_closing(chunks):
+    cross = ndi.generate_binary_structure(2, 1)
+    for seed in range(2):
+        masks = blob_masks(seed, fill=0.5)
+        masks[:, ::7, ::5] ^= True  # one-pixel specks and gaps for the closing to change
+        closed = close_tiled(da.from_array(masks, chunks=chunks)).compute()
+        for plane, mask in zip(closed, masks, strict=True):
+            dilated = ndi.grey_dilation(mask, footprint=cross, mode="reflect")
+            expected = ndi.grey_erosion(dilated, footprint=cross, mode="reflect")
+            assert (expected != mask).any()
+            np.testing.assert_array_equal(plane, expected)
 
 
 def channels_image(seed: int) -> xr.DataArray:
@@ -116,9 +138,28 @@ def test_segment_on_tiles_gives_the_whole_plane_labels(chunks, method):
         np.testing.assert_array_equal(computed[t, 0], expected)
 
 
+def test_closing_instead_of_hole_filling_on_tiles():
+    image = channels_image(5)
+    tiled = image.chunk({"T": 1, "C": 1, "Z": 1, "Y": 25, "X": 40})
+    labels = tiled_segment(tiled, "li", min_size=15, cleanup="closing").values
+    cross = ndi.generate_binary_structure(2, 1)
+    for t in range(2):
+        planes = image.values[t, :, 0]
+        combined = np.prod(np.clip(planes, 0, None), axis=0) ** (1 / 3)
+        mask = remove_small(combined > skimage.filters.threshold_li(combined), 15)
+        closed = ndi.grey_erosion(
+            ndi.grey_dilation(mask, footprint=cross, mode="reflect"),
+            footprint=cross,
+            mode="reflect",
+        )
+        np.testing.assert_array_equal(labels[t, 0], ndi.label(closed)[0])
+
+
 def test_watershed_and_unknown_methods_are_refused_on_tiles():
     tiled = channels_image(4).chunk({"Y": 30})
-    with pytest.raises(ValueError, match="watershed splitting .* cannot run on planes split into tiles"):
+    with pytest.raises(
+        ValueError, match=r"watershed splitting .* cannot run on planes split into tiles"
+    ):
         segment(tiled, "li", watershed=True)
     # On whole planes nothing changes.
     assert segment(channels_image(4), "li", watershed=True).shape == (2, 1, 90, 90)
