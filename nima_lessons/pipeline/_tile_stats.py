@@ -449,7 +449,7 @@ def run_pass(
             wanted.setdefault(planes[name], []).append((name, list(reqs)))
     if not wanted:
         return {}
-    tasks = []
+    rows: dict[int, list] = {}
     for block_index, block_planes in tiles.planes_of_block.items():
         local = [
             (local_index, name, reqs)
@@ -458,8 +458,11 @@ def run_pass(
         ]
         if local:
             block = tiles.blocks[block_index]
-            tasks.append(dask.delayed(_summarize_block, pure=True)(block, local))
-    per_block = dask.compute(*tasks)
+            task = dask.delayed(_summarize_block, pure=True)(block, local)
+            rows.setdefault(block_index[-2], []).append(task)
+    per_block = []
+    for batch in row_batches(list(rows.values())):
+        per_block += dask.compute(*batch)
     parts: dict[Plane, list[list]] = {name: [] for name in requests}
     for block_results in per_block:
         for name, summaries in block_results:
@@ -469,6 +472,23 @@ def run_pass(
         for name, reqs in requests.items()
         if reqs
     }
+
+
+#: Tile tasks computed together: enough to keep the workers busy, few enough that
+#: the tiles dask holds for them (and for their overlapping neighbours) stay few.
+BATCH_TASKS = 8
+
+
+def row_batches(rows: list[list]) -> list[list]:
+    """Split rows of tile tasks, in raster order, into batches computed one after the other.
+
+    A pass computed in one go lets dask hold many of the plane's tiles at once
+    (those that overlapping neighbours share): in batches of
+    :data:`BATCH_TASKS` neighbouring tiles, memory follows the batch, not the
+    plane. Tiles at a batch's edge are recomputed for the next one.
+    """
+    tasks = [task for row in rows for task in row]
+    return [tasks[start : start + BATCH_TASKS] for start in range(0, len(tasks), BATCH_TASKS)]
 
 
 def _summarize_block(block: np.ndarray, local: list) -> list:
@@ -773,6 +793,7 @@ __all__ = [
     "mean_and_std",
     "median",
     "order_statistics",
+    "row_batches",
     "percentile",
     "run_pass",
     "run_per_plane",

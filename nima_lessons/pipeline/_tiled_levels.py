@@ -63,7 +63,7 @@ def tiled_background(
     -------
     subtracted, levels : xarray.DataArray
         As :func:`nima_lessons.pipeline.background`; ``levels`` are already
-        computed (from per-tile summaries) and wrapped in a dask array.
+        computed (from per-tile summaries), numpy-backed.
 
     Raises
     ------
@@ -80,8 +80,10 @@ def tiled_background(
     values = np.zeros(shape, dtype=np.float64)
     for index, level in found.items():
         values[index] = level
+    # Already computed: kept in memory (a saved result is then written in bands of
+    # tiles rather than whole planes at a time).
     levels = xr.DataArray(
-        da.from_array(values, chunks=1 if values.ndim else ()),
+        values,
         dims=lead_dims,
         coords={name: im.coords[name] for name in lead_dims if name in im.coords},
         name="background",

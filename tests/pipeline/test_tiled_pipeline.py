@@ -109,7 +109,8 @@ def test_building_computes_only_summaries_of_tiles(data):
     # Levels and thresholds were computed, from tiles (grown by the median's and
     # the small-object removal's overlaps), never from a whole plane.
     assert 0 < watch.largest < plane_bytes / 4
-    assert all(var.chunks for var in result.data_vars.values())
+    assert all(result[name].chunks for name in ("image", "labels", "ratio"))
+    assert result["background"].chunks is None  # computed from summaries when building
     # Computing works tile by tile too (reduced here, so that no output is a plane).
     with LargestResult() as watch:
         dask.compute(result["labels"].max(), result["ratio"].sum(), result["image"].max())
