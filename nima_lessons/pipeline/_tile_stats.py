@@ -314,10 +314,11 @@ class Histogram(Request):
 
 @dataclasses.dataclass(frozen=True)
 class RankBins(Request):
-    """Counts and key extremes of the selected values with keys in ``[low, high]``, in bins.
+    """Counts of the selected values with keys in ``[low, high]``, in ``bins`` equal key ranges.
 
-    Bin ``(key - low) // width`` of ``bins`` equal key ranges: a monotone,
-    exact split, so that the bin holding a given rank can be narrowed further.
+    Bin ``(key - low) // width``: an exact, monotone split, so that the bin
+    holding a given rank is a key range to narrow further (at most six rounds
+    separate any two float64 values).
     """
 
     selection: Selection
@@ -329,24 +330,19 @@ class RankBins(Request):
     def width(self) -> int:
         return (self.high - self.low) // self.bins + 1
 
+    def bin_range(self, index: int) -> tuple[int, int]:
+        """The keys of bin ``index``."""
+        start = self.low + index * self.width
+        return start, min(start + self.width - 1, self.high)
+
     def tile(self, values):
         keys = order_keys(_between(self.selection.select(values), self.low, self.high))
         keys = keys[(keys >= np.uint64(self.low)) & (keys <= np.uint64(self.high))]
-        counts = np.zeros(self.bins, dtype=np.int64)
-        lowest = np.full(self.bins, np.iinfo(np.uint64).max, dtype=np.uint64)
-        highest = np.zeros(self.bins, dtype=np.uint64)
-        if keys.size:
-            index = ((keys - np.uint64(self.low)) // np.uint64(self.width)).astype(np.intp)
-            counts += np.bincount(index, minlength=self.bins)
-            np.minimum.at(lowest, index, keys)
-            np.maximum.at(highest, index, keys)
-        return counts, lowest, highest
+        index = ((keys - np.uint64(self.low)) // np.uint64(self.width)).astype(np.intp)
+        return np.bincount(index, minlength=self.bins)
 
     def merge(self, parts):
-        counts = np.sum([p[0] for p in parts], axis=0)
-        lowest = np.min([p[1] for p in parts], axis=0)
-        highest = np.max([p[2] for p in parts], axis=0)
-        return counts, lowest, highest
+        return np.sum(parts, axis=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -641,13 +637,10 @@ def order_statistics(
             elif isinstance(request, Gather):
                 found[rank] = float(answer[rank - below])
             else:
-                counts, lowest, highest = answer
-                cumulative = np.cumsum(counts)
+                cumulative = np.cumsum(answer)
                 chosen = int(np.searchsorted(cumulative, rank - below, side="right"))
                 before = int(cumulative[chosen - 1]) if chosen else 0
-                state[rank] = (
-                    int(lowest[chosen]), int(highest[chosen]), below + before, int(counts[chosen])
-                )  # fmt: skip
+                state[rank] = (*request.bin_range(chosen), below + before, int(answer[chosen]))
         answered = None
     return known_extent, [found[rank] for rank in ranks]
 

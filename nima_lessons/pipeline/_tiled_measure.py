@@ -38,15 +38,20 @@ def tile_sums(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     >>> present.tolist(), area.tolist(), sums[:, 0].tolist()
     ([3], [3], [3.0])
     """
-    flat = np.asarray(labels).ravel().astype(np.int64)
-    present, inverse = np.unique(flat, return_inverse=True)
-    area = np.bincount(inverse, minlength=present.size)
+    flat = np.asarray(labels).ravel()
+    cells = flat > 0
+    if not cells.any():
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, image.shape[0]))
+    first = int(flat[cells].min())
+    # Labels in a tile span a narrow range: count from the smallest one.
+    index = np.where(cells, flat.astype(np.int64) - (first - 1), 0)
+    area = np.bincount(index)
+    present = np.flatnonzero(area[1:]) + 1
     sums = np.empty((present.size, image.shape[0]), dtype=np.float64)
     for channel, plane in enumerate(np.asarray(image)):
         weights = plane.ravel().astype(np.float64)
-        sums[:, channel] = np.bincount(inverse, weights=weights, minlength=present.size)
-    keep = present > 0
-    return present[keep], area[keep], sums[keep]
+        sums[:, channel] = np.bincount(index, weights=weights, minlength=area.size)[present]
+    return (present + (first - 1)).astype(np.int64), area[present].astype(np.int64), sums
 
 
 def merge_sums(parts: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import zarr
 from ome_zarr.format import FormatV04
 
 from nima_lessons._atomic import atomic_path
-from nima_lessons.config import progress_enabled
+from nima_lessons.config import data_dir, progress_enabled, size_name, size_preset
 from nima_lessons.course.synthetic._validate import check_seed, check_shape
 from nima_lessons.course.synthetic.ratiometric import (
     BACKGROUND_PHOTONS,
@@ -331,4 +331,58 @@ def open_stitched(path: str | os.PathLike) -> StitchedPlane:
         dark=frames["dark"],
         flat=frames["flat"],
         n_cells=int(root.attrs["nima_lessons"]["n_cells"]),
+    )
+
+
+def ensure_stitched(
+    size: str | None = None,
+    root: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Path:
+    """Return the stitched plane of a size preset, writing it the first time.
+
+    Parameters
+    ----------
+    size : str, optional
+        Size preset (``small``: 4096^2, ``workshop``: 16,384^2, ``large``:
+        50,000^2, all in 1024^2 tiles); default ``$NIMA_LESSONS_SIZE`` or
+        ``"workshop"``.
+    root : path-like, optional
+        Data folder; default :func:`nima_lessons.config.data_dir`.
+    seed : int
+        Random seed.
+    progress : bool, optional
+        Show a progress bar while writing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``root/<size>/stitched.zarr`` (``stitched-seed<n>.zarr`` for a seed).
+
+    Raises
+    ------
+    FileExistsError
+        If something else than this plane is at that path.
+    """
+    sizes = size_preset(size)["stitched"]
+    folder = Path(root) if root is not None else data_dir()
+    seed = check_seed(seed)
+    path = folder / size_name(size) / (f"stitched-seed{seed}.zarr" if seed else "stitched.zarr")
+    if path.exists():
+        plane = open_stitched(path)
+        same = (
+            plane.image.shape[-2:] == tuple(sizes["shape"])
+            and plane.image.data.chunksize[-2:] == tuple(sizes["chunks"])
+            and zarr.open_group(str(path), mode="r").attrs["nima_lessons"]["seed"] == seed
+        )
+        if not same:
+            raise FileExistsError(
+                f"{path} holds another stitched plane than the {size_name(size)!r} preset's "
+                f"{sizes['shape']} in {sizes['chunks']} tiles; remove it or choose another folder"
+            )
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_stitched(
+        path, tuple(sizes["shape"]), tuple(sizes["chunks"]), seed=seed, progress=progress
     )

@@ -7,6 +7,7 @@ import zarr
 from nima_lessons.course.synthetic.ratiometric import camera_frames
 from nima_lessons.course.synthetic.stitched import (
     STITCHED_CHANNELS,
+    ensure_stitched,
     open_stitched,
     render_tile,
     stitched_cells,
@@ -96,3 +97,17 @@ def test_opening_something_else_is_refused(tmp_path):
     zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
     with pytest.raises(FileNotFoundError, match="not a complete stitched plane"):
         open_stitched(tmp_path / "other.zarr")
+
+
+def test_ensure_stitched_writes_once_and_checks_what_it_finds(tmp_path, monkeypatch):
+    import nima_lessons.config as config
+
+    monkeypatch.setitem(config.SIZES["small"], "stitched", {"shape": (96, 128), "chunks": (48, 64)})
+    path = ensure_stitched("small", root=tmp_path, progress=False)
+    assert path == tmp_path / "small" / "stitched.zarr"
+    written = path.stat().st_mtime_ns
+    assert ensure_stitched("small", root=tmp_path, progress=False) == path
+    assert path.stat().st_mtime_ns == written  # reused, not written again
+    monkeypatch.setitem(config.SIZES["small"], "stitched", {"shape": (96, 96), "chunks": (48, 48)})
+    with pytest.raises(FileExistsError, match="another stitched plane"):
+        ensure_stitched("small", root=tmp_path, progress=False)
