@@ -24,6 +24,7 @@ SIZES: dict[str, dict[str, object]] = {
         "nuclei_chunks": (100, 100),
         "timelapse": {"n_t": 6, "n_c": 2, "n_z": 4, "shape": (128, 128)},
         "ratiometric": {"n_t": 4, "n_z": 1, "shape": (256, 256), "n_cells": 12},
+        "stitched": {"shape": (4096, 4096), "chunks": (1024, 1024)},
     },
     "workshop": {
         "mandelbrot_frames": 200_000,
@@ -32,6 +33,7 @@ SIZES: dict[str, dict[str, object]] = {
         "nuclei_chunks": (100, 100),
         "timelapse": {"n_t": 20, "n_c": 2, "n_z": 16, "shape": (256, 256)},
         "ratiometric": {"n_t": 10, "n_z": 1, "shape": (512, 512), "n_cells": 30},
+        "stitched": {"shape": (16384, 16384), "chunks": (1024, 1024)},
     },
     "large": {
         "mandelbrot_frames": 200_000,
@@ -40,6 +42,7 @@ SIZES: dict[str, dict[str, object]] = {
         "nuclei_chunks": (1000, 1000),
         "timelapse": {"n_t": 200, "n_c": 2, "n_z": 64, "shape": (1024, 1024)},
         "ratiometric": {"n_t": 100, "n_z": 1, "shape": (2048, 2048), "n_cells": 200},
+        "stitched": {"shape": (50_000, 50_000), "chunks": (1024, 1024)},
     },
 }
 

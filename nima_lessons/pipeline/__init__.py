@@ -7,7 +7,7 @@ chains them (``PRESETS["nima"]`` reproduces nima's command line) and
 
 import warnings
 
-from nima_lessons.pipeline._lift import PlaneRechunkWarning, apply_per_plane, whole_planes
+from nima_lessons.pipeline._lift import apply_per_plane, is_tiled, whole_planes
 from nima_lessons.pipeline._background import (
     BACKGROUND_METHODS,
     BACKGROUND_OPTIONS,
@@ -36,10 +36,10 @@ __all__ = [
     "PRESETS",
     "THRESHOLD_METHODS",
     "PipelineConfig",
-    "PlaneRechunkWarning",
     "apply_per_plane",
     "background",
     "background_level",
+    "is_tiled",
     "label_medians",
     "label_through_time",
     "make_footprint",

@@ -314,6 +314,11 @@ def background(
     """
     check_dims(im, "im")
     _check_options(method, options)
+    from nima_lessons.pipeline._lift import is_tiled
+    from nima_lessons.pipeline._tiled_levels import tiled_background
+
+    if is_tiled(im):  # planes split into tiles: exact tile-wise version, or a clear refusal
+        return tiled_background(im, method, **options)
     levels = apply_per_plane(
         background_level,
         im,

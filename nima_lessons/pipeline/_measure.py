@@ -228,19 +228,32 @@ def measure(
         for t in range(im.sizes["T"])
         for z in range(im.sizes.get("Z", 1))
     ]
-    tables = [
-        dask.delayed(measure_plane)(
-            im.isel(where).data,
-            labels.isel(where).data,
-            wanted,
-            numerator,
-            denominator,
-            pairs,
-            {column: image.isel(where).data for column, image in images.items()},
-        )
-        for where in planes
-    ]
-    computed = dask.compute(*tables)
+    from nima_lessons.pipeline._lift import is_tiled
+    from nima_lessons.pipeline._tiled_measure import tiled_tables
+
+    if is_tiled(im) or is_tiled(labels):  # per-tile sums merged per label
+        if images or pairs:
+            raise ValueError(
+                "medians of ratio images and extra ratio columns are not measured on planes "
+                "split into tiles (a median needs every pixel of a cell at once): merge the "
+                "tiles with nima_lessons.pipeline.whole_planes first, or leave ratio_image "
+                "and ratios out"
+            )
+        computed = tiled_tables(im, labels, planes, wanted, numerator, denominator)
+    else:
+        tables = [
+            dask.delayed(measure_plane)(
+                im.isel(where).data,
+                labels.isel(where).data,
+                wanted,
+                numerator,
+                denominator,
+                pairs,
+                {column: image.isel(where).data for column, image in images.items()},
+            )
+            for where in planes
+        ]
+        computed = dask.compute(*tables)
     frames = [
         table.assign(T=times[where["T"]], Z=where.get("Z", 0))
         for where, table in zip(planes, computed, strict=True)

@@ -42,7 +42,7 @@ import xarray as xr
 from numba import types
 from numba.extending import overload
 
-from nima_lessons.pipeline._lift import apply_per_plane
+from nima_lessons.pipeline._lift import apply_overlapped, apply_per_plane, is_tiled
 
 __all__ = ["FOOTPRINTS", "make_footprint", "median", "median_plane"]
 
@@ -383,9 +383,10 @@ def median(im: xr.DataArray, footprint: str = "disk", radius: int = 1) -> xr.Dat
     Parameters
     ----------
     im : xarray.DataArray
-        Image with dims ending in ("Y", "X"), numpy- or dask-backed. Y and X
-        split into several chunks are merged into whole planes (with a
-        warning) so that no tile border shows in the result.
+        Image with dims including ("Y", "X"), numpy- or dask-backed. Planes
+        split into tiles (Y or X in several chunks) are filtered tile by tile
+        with an overlap of ``radius`` pixels and give the same result as whole
+        planes: no tile border shows.
     footprint : {"disk", "square"}
         Neighbourhood shape (nima uses a radius-1 disk).
     radius : int
@@ -403,6 +404,11 @@ def median(im: xr.DataArray, footprint: str = "disk", radius: int = 1) -> xr.Dat
     2
     """
     make_footprint(footprint, radius)
+    if is_tiled(im):
+        # Each output pixel sees only pixels within ``radius``: overlapping tiles are exact.
+        return apply_overlapped(
+            median_plane, im, int(radius), kwargs={"footprint": footprint, "radius": radius}
+        )
     return apply_per_plane(
         median_plane, im, kwargs={"footprint": footprint, "radius": radius}, name="median"
     )

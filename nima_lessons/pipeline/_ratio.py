@@ -131,8 +131,9 @@ def ratio(
         )  # fmt: skip
     else:
         result = apply_per_plane(
-            ratio_plane, top, bottom, output_dtype=np.float64, name="im", keep_attrs=False
-        )
+            ratio_plane, top, bottom, output_dtype=np.float64, name="im", keep_attrs=False,
+            tiles="elementwise",
+        )  # fmt: skip
     if mask is not None:
         check_dims(mask, "mask")
         result = result.where(mask != 0)

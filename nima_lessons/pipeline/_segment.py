@@ -222,6 +222,12 @@ def segment(
     if im.chunks is not None:
         # The channels of one plane are combined: gather them in one chunk.
         im = im.chunk({"C": -1})
+    from nima_lessons.pipeline._lift import is_tiled
+    from nima_lessons.pipeline._tiled_segment import tiled_segment
+
+    if is_tiled(im):  # planes split into tiles: exact tile-wise version
+
+        return tiled_segment(im, method, min_size, watershed, seed_depth_px)
     labels = apply_per_plane(
         segment_plane,
         im,

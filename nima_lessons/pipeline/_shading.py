@@ -11,11 +11,12 @@ the same float operations in the same order, so its result is bit-identical.
 
 from __future__ import annotations
 
+import dask.array as da
 import numba
 import numpy as np
 import xarray as xr
 
-from nima_lessons.pipeline._lift import apply_per_plane, check_dims, is_lazy
+from nima_lessons.pipeline._lift import apply_per_plane, check_dims, is_lazy, is_tiled
 
 __all__ = ["as_constant", "shading", "shading_plane"]
 
@@ -114,7 +115,8 @@ def as_constant(frame, im: xr.DataArray, name: str) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray
-        Dask-backed with one chunk per channel when ``im`` is lazy.
+        Dask-backed with one chunk per channel and the Y, X chunks of ``im``
+        when ``im`` is lazy.
 
     Raises
     ------
@@ -141,8 +143,29 @@ def as_constant(frame, im: xr.DataArray, name: str) -> xr.DataArray:
         frame = _align_channels(frame, im, name)
     frame = frame.transpose(*[d for d in ("C", "Y", "X") if d in frame.dims])
     if is_lazy(im):
-        frame = frame.chunk({dim: (1 if dim == "C" else -1) for dim in frame.dims})
+        # One chunk per channel, and the image's tiles in Y and X (whole planes
+        # for an image chunked by plane).
+        frame = frame.chunk({dim: (1 if dim == "C" else im.chunksizes[dim]) for dim in frame.dims})
     return frame
+
+
+def uniform_frame(im: xr.DataArray, value: float) -> xr.DataArray | np.ndarray:
+    """A float32 (Y, X) frame of one value for ``im``: lazy, in its tiles, if ``im`` is tiled.
+
+    A stitched plane can be far larger than memory; its default dark (0) or
+    flat (1) frame must not be.
+
+    Examples
+    --------
+    >>> im = xr.DataArray(np.zeros((1, 4, 6)), dims=("C", "Y", "X"))
+    >>> uniform_frame(im, 1.0).shape
+    (4, 6)
+    """
+    if not is_tiled(im):
+        return np.full((im.sizes["Y"], im.sizes["X"]), value, np.float32)
+    shape = (im.sizes["Y"], im.sizes["X"])
+    chunks = (im.chunksizes["Y"], im.chunksizes["X"])
+    return xr.DataArray(da.full(shape, value, dtype=np.float32, chunks=chunks), dims=("Y", "X"))
 
 
 def _align_channels(frame: xr.DataArray, im: xr.DataArray, name: str) -> xr.DataArray:
@@ -194,5 +217,7 @@ def shading(im: xr.DataArray, dark, flat) -> xr.DataArray:
     dark = as_constant(dark, im, "dark")
     flat = as_constant(flat, im, "flat")
     dtype = np.result_type(im.dtype, dark.dtype, flat.dtype, np.float32)
-    result = apply_per_plane(shading_plane, im, dark, flat, output_dtype=dtype, name="im")
+    result = apply_per_plane(
+        shading_plane, im, dark, flat, output_dtype=dtype, name="im", tiles="elementwise"
+    )
     return result.transpose(*im.dims).rename("image")

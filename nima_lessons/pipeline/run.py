@@ -220,11 +220,15 @@ def run_pipeline(
     check_dims(im, "im", IMAGE_DIMS)
     im = im.transpose(*IMAGE_DIMS)
     select_channels(im, [config.numerator, config.denominator], "config numerator/denominator")
+    from nima_lessons.pipeline._shading import uniform_frame
+    from nima_lessons.pipeline._tiled_segment import check_tiled_options
+
+    # Planes in tiles: refuse options without a tiled version before any work.
+    check_tiled_options(im, config.background_method, config.segment_method, config.watershed)
     corrected = im
     if dark is not None or flat is not None:
-        plane_shape = (im.sizes["Y"], im.sizes["X"])
-        dark = np.zeros(plane_shape, np.float32) if dark is None else dark
-        flat = np.ones(plane_shape, np.float32) if flat is None else flat
+        dark = uniform_frame(im, 0.0) if dark is None else dark
+        flat = uniform_frame(im, 1.0) if flat is None else flat
         corrected = shading(corrected, dark, flat)
     if config.median_radius:
         corrected = median(corrected, config.median_footprint, config.median_radius)

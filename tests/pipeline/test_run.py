@@ -9,15 +9,8 @@ import tifffile
 
 from nima_lessons import io
 from nima_lessons.course.synthetic import ratiometric_timelapse
-from nima_lessons.pipeline import (
-    PRESETS,
-    PipelineConfig,
-    PlaneRechunkWarning,
-    measure,
-    run_pipeline,
-    save,
-)
-from nima_lessons.store import open_result
+from nima_lessons.pipeline import PRESETS, PipelineConfig, measure, run_pipeline
+from nima_lessons.store import open_result, save
 
 N_T, SHAPE, N_CELLS = 3, (144, 144), 9
 
@@ -116,11 +109,12 @@ def test_reading_and_streaming_one_time_point(data, tmp_path, monkeypatch):
     assert int(one["labels"].max()) == N_CELLS
 
 
-def test_tiled_planes_are_merged_with_a_warning(data, computed):
+def test_tiled_planes_give_the_whole_plane_result(data, computed):
     tiled = data.image.chunk({"T": 1, "C": 1, "Z": 1, "Y": 48, "X": 72})
-    with pytest.warns(PlaneRechunkWarning):
-        result = run_pipeline(tiled, data.dark, data.flat)
-    np.testing.assert_array_equal(result["labels"].values, computed["labels"].values)
+    result = run_pipeline(tiled, data.dark, data.flat)
+    assert result["labels"].chunks[-2:] == ((48, 48, 48), (72, 72))
+    for name in ("image", "labels", "ratio", "background"):
+        np.testing.assert_array_equal(result[name].values, computed[name].values, name)
 
 
 def test_save_writes_the_computed_result(data, lazy_image, computed, tmp_path):

@@ -472,3 +472,70 @@ def _write_image_zarr(scene: RatiometricScene, path: Path, progress: bool) -> No
         "background": dict(_BACKGROUND),
         "ratio": f"{NUMERATOR}/{DENOMINATOR}",
     }
+
+
+def cell_parameters(n_cells: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw the shapes and t = 0 signals of ``n_cells`` cells, as the time-lapse draws them.
+
+    For generators that place cells themselves (a stitched plane far larger
+    than memory): each cell is an ellipse inside its own square territory of
+    ``territory_px`` pixels, with the sizes, aspect ratios, brightness and
+    G/C ratios of :func:`ratiometric_timelapse`.
+
+    Parameters
+    ----------
+    n_cells : int
+        Number of cells (any, including 0).
+    rng : numpy.random.Generator
+        Random stream.
+
+    Returns
+    -------
+    dict
+        float64 arrays of length ``n_cells``: ``semi_major``, ``semi_minor``
+        (pixels), ``angle`` (radians), ``centre_y``, ``centre_x`` (pixels from
+        the territory's corner), ``ratio`` (G / C) and photons per pixel
+        ``G``, ``R``, ``C``; and ``territory_px`` (int).
+
+    Examples
+    --------
+    >>> cells = cell_parameters(3, np.random.default_rng(0))
+    >>> bool(np.all(cells["semi_minor"] <= cells["semi_major"]))
+    True
+    """
+    semi_major = rng.uniform(*_SEMI_MAJOR_PX, n_cells)
+    semi_minor = np.maximum(semi_major / rng.uniform(*_ASPECT, n_cells), _MIN_SEMI_MINOR_PX)
+    reach = semi_major + _MARGIN_PX
+    centres = reach[:, None] + rng.random((n_cells, 2)) * (_TERRITORY_PX - 2 * reach[:, None])
+    denominator = rng.uniform(*_DENOMINATOR_LEVEL, n_cells)
+    ratio = rng.uniform(*_RATIO_START, n_cells)
+    return {
+        "semi_major": semi_major,
+        "semi_minor": semi_minor,
+        "angle": rng.uniform(0.0, np.pi, n_cells),
+        "centre_y": centres[:, 0],
+        "centre_x": centres[:, 1],
+        "ratio": ratio,
+        "G": denominator * ratio,
+        "R": rng.uniform(*_RED_LEVEL, n_cells),
+        "C": denominator,
+        "territory_px": _TERRITORY_PX,
+    }
+
+
+def camera_frames(shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The dark and flat frames of one camera field, per channel of :data:`CHANNELS`.
+
+    Returns
+    -------
+    dark, flat : numpy.ndarray
+        float32 (C, Y, X): the offset in counts, and the vignetting (mean 1).
+    """
+    shape = check_shape(shape, "shape", ndim=2)
+    return _dark_frames(shape, np.random.default_rng([check_seed(seed), 3])), _flat_fields(shape)
+
+
+#: Photons per pixel outside cells, per channel (before the flat field).
+BACKGROUND_PHOTONS = dict(_BACKGROUND)
+#: Standard deviation of the camera's read noise, in counts.
+READ_NOISE_SD = _READ_NOISE_SD

@@ -1,0 +1,159 @@
+"""The pipeline on planes split into tiles gives the whole-plane pipeline's results.
+
+The reference is the pipeline on numpy-backed whole planes, each step done by
+numpy, scipy and scikit-image on the whole plane.
+"""
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+from dask.callbacks import Callback
+
+from nima_lessons.course.synthetic import ratiometric_timelapse
+from nima_lessons.pipeline import PipelineConfig, measure, run_pipeline
+from nima_lessons.pipeline._tiled_segment import check_tiled_options
+
+SHAPE = (200, 250)
+
+CHUNKINGS = {
+    "even": {"Y": 64, "X": 100},
+    "uneven, thin": {"Y": (1, 99, 100), "X": (120, 129, 1)},
+    "X only": {"Y": -1, "X": (30, 220)},
+    "smaller than one tile": {"Y": 512, "X": 512},
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return ratiometric_timelapse(n_t=2, shape=SHAPE, n_cells=20, seed=5)
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """Whole-plane results, keyed by the config's methods."""
+    cache = {}
+
+    def run(config):
+        key = (config.background_method, config.segment_method)
+        if key not in cache:
+            result = run_pipeline(data.image, data.dark, data.flat, config).compute()
+            cache[key] = (result, measure(result.image, result.labels))
+        return cache[key]
+
+    return run
+
+
+def tiled(data, chunks):
+    return data.image.chunk({"T": 1, "C": 1, "Z": 1, **chunks})
+
+
+def assert_same_results(result, expected, expected_table):
+    # Labels: same partition and numbering; image and levels: the same numbers.
+    np.testing.assert_array_equal(result["labels"].values, expected["labels"].values)
+    np.testing.assert_array_equal(result["image"].values, expected["image"].values)
+    np.testing.assert_allclose(
+        result["background"].values, expected["background"].values, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        result["ratio"].values, expected["ratio"].values, rtol=1e-12, equal_nan=True
+    )
+    table = measure(result.image, result.labels)
+    pd.testing.assert_frame_equal(table, expected_table, check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunks", list(CHUNKINGS.values()), ids=list(CHUNKINGS))
+def test_every_chunking_gives_the_whole_plane_results(data, reference, chunks):
+    config = PipelineConfig()
+    result = run_pipeline(tiled(data, chunks), data.dark, data.flat, config)
+    expected, expected_table = reference(config)
+    assert expected["labels"].values.max() >= 15
+    assert result["labels"].chunks[-2:] == tiled(data, chunks).chunks[-2:]
+    assert_same_results(result.compute(), expected, expected_table)
+
+
+@pytest.mark.parametrize(
+    ("background_method", "segment_method"),
+    [
+        ("percentile", "li"),
+        pytest.param("sigma", "li", marks=pytest.mark.slow),  # 20 clipping rounds
+        ("li", "otsu"),
+        ("li", "yen"),
+    ],
+)
+def test_every_method_offered_on_tiles_gives_the_whole_plane_results(
+    data, reference, background_method, segment_method
+):
+    config = PipelineConfig(background_method=background_method, segment_method=segment_method)
+    result = run_pipeline(tiled(data, CHUNKINGS["even"]), data.dark, data.flat, config)
+    expected, expected_table = reference(config)
+    assert_same_results(result.compute(), expected, expected_table)
+
+
+class LargestResult(Callback):
+    """Records the largest task result (in bytes) while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.largest = max(self.largest, getattr(result, "nbytes", 0))
+
+
+def test_building_computes_only_summaries_of_tiles(data):
+    image = tiled(data, {"Y": 50, "X": 50}).isel(T=[0])
+    plane_bytes = SHAPE[0] * SHAPE[1] * 8
+    with LargestResult() as watch:
+        result = run_pipeline(image, data.dark, data.flat)
+    # Levels and thresholds were computed, from tiles (grown by the median's and
+    # the small-object removal's overlaps), never from a whole plane.
+    assert 0 < watch.largest < plane_bytes / 4
+    assert all(result[name].chunks for name in ("image", "labels", "ratio"))
+    assert result["background"].chunks is None  # computed from summaries when building
+    # Computing works tile by tile too (reduced here, so that no output is a plane).
+    with LargestResult() as watch:
+        dask.compute(result["labels"].max(), result["ratio"].sum(), result["image"].max())
+    assert watch.largest < plane_bytes / 4
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("something was computed")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (PipelineConfig(watershed=True), "watershed splitting"),
+    ],
+)
+def test_options_without_a_tiled_version_are_refused_before_any_work(data, config, message):
+    with dask.config.set(scheduler=refuse), pytest.raises(ValueError, match=message) as error:
+        run_pipeline(tiled(data, CHUNKINGS["even"]), data.dark, data.flat, config)
+    assert "whole_planes" in str(error.value) and "Y: 4 chunks" in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_large_plane_in_uneven_tiles_gives_the_whole_plane_results():
+    large = ratiometric_timelapse(n_t=1, shape=(3000, 4000), n_cells=2000, seed=11)
+    image = large.image.chunk({"T": 1, "C": 1, "Z": 1, "Y": (1000, 1100, 900), "X": 1024})
+    result = run_pipeline(image, large.dark, large.flat).compute()
+    expected = run_pipeline(large.image, large.dark, large.flat).compute()
+    assert_same_results(result, expected, measure(expected.image, expected.labels))
+
+
+@pytest.mark.parametrize(
+    ("background_method", "message"),
+    [
+        ("li_adaptive", "about a third of the plane away"),
+        ("adaptive", "about a third of the plane away"),
+        ("arcsinh", "no tiled version yet"),
+        ("a method of tomorrow", "no tiled version yet"),
+    ],
+)
+def test_background_methods_without_a_tiled_version_are_named(data, background_method, message):
+    image = tiled(data, CHUNKINGS["even"])
+    with pytest.raises(ValueError, match=message) as error:
+        check_tiled_options(image, background_method, "li", False)
+    assert f"background method {background_method!r} cannot run" in str(error.value)
+    check_tiled_options(data.image, background_method, "li", False)  # whole planes: fine
