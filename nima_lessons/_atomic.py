@@ -46,7 +46,9 @@ from pathlib import Path
 try:  # POSIX; elsewhere the lock record alone guards the output
     import fcntl
 except ImportError:  # pragma: no cover - not on the platforms tested
-    fcntl = None  # type: ignore[assignment]
+    _HAS_FCNTL = False
+else:
+    _HAS_FCNTL = True
 
 __all__ = [
     "NotOurOutputError",
@@ -346,7 +348,7 @@ def _release(lock: Path, descriptor: int) -> None:
 
 
 def _try_os_lock(descriptor: int) -> bool:
-    if fcntl is None:  # pragma: no cover
+    if not _HAS_FCNTL:  # pragma: no cover
         return True
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

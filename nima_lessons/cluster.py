@@ -15,11 +15,18 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.local
 import dask.multiprocessing
 import dask.threaded
+
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
+    from dask.typing import DaskCollection
+    from distributed import Client, LocalCluster
+    from distributed.security import Security
 
 __all__ = [
     "LOCAL_SCHEDULERS",
@@ -185,7 +192,11 @@ def contained_pool() -> Iterator[None]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def compute_contained(*collections, timeout_seconds: float = 300.0) -> tuple:
+# Delayed is named beside DaskCollection because dask's own annotations of Delayed do
+# not match that protocol (its __dask_scheduler__ is not seen as a staticmethod).
+def compute_contained(
+    *collections: DaskCollection | Delayed, timeout_seconds: float = 300.0
+) -> tuple[Any, ...]:
     """Compute like ``dask.compute``; on a distributed cluster, end only with the tasks.
 
     If the computation fails (or is interrupted), its futures are cancelled and
@@ -207,7 +218,7 @@ def compute_contained(*collections, timeout_seconds: float = 300.0) -> tuple:
         raise
 
 
-def _wait_until_not_processing(client, keys: set[str], timeout_seconds: float) -> None:
+def _wait_until_not_processing(client: Client, keys: set[str], timeout_seconds: float) -> None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         running = {str(key) for tasks in client.processing().values() for key in tasks}
@@ -216,7 +227,7 @@ def _wait_until_not_processing(client, keys: set[str], timeout_seconds: float) -
         time.sleep(0.1)
 
 
-def active_client():
+def active_client() -> Client | None:
     """Return the ``distributed.Client`` that computes now, or None for local schedulers."""
     scheduler = dask.base.get_scheduler()
     client = getattr(scheduler, "__self__", scheduler)
@@ -241,8 +252,8 @@ def local_cluster(
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     dashboard: bool = False,
-    security=None,
-):
+    security: Security | None = None,
+) -> LocalCluster:
     """Start a LocalCluster of worker processes on this machine.
 
     Parameters
@@ -296,8 +307,8 @@ def use_scheduler(
     n_workers: int | None = None,
     dashboard: bool = False,
     timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
-    security=None,
-) -> Iterator[object]:
+    security: Security | None = None,
+) -> Iterator[Client | None]:
     """Run the enclosed dask computations on the named scheduler.
 
     A new LocalCluster (``"distributed"``) is closed on exit, its worker
@@ -348,7 +359,7 @@ def use_scheduler(
     name = validate_scheduler(spec)
     _check_positive(n_workers, "n_workers")
     if name in LOCAL_SCHEDULERS:
-        settings = {"scheduler": name}
+        settings: dict[str, str | int] = {"scheduler": name}
         if n_workers is not None:
             settings["num_workers"] = n_workers
         with dask.config.set(settings):
@@ -398,7 +409,7 @@ def use_scheduler(
 
 
 @contextlib.contextmanager
-def _lost_scheduler_errors(client, address: str) -> Iterator[None]:
+def _lost_scheduler_errors(client: Client, address: str) -> Iterator[None]:
     """Report a computation cut short by the loss of the scheduler as such."""
     try:
         yield
@@ -457,7 +468,7 @@ def add_scheduler_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-key", metavar="PEM", help="this client's private key (PEM)")
 
 
-def security_from_arguments(args: argparse.Namespace):
+def security_from_arguments(args: argparse.Namespace) -> Security | None:
     """Build the ``Security`` of the ``--tls-*`` options, or None when none is given.
 
     Raises

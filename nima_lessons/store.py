@@ -56,10 +56,11 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import dask
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from nima_lessons import __version__
@@ -80,6 +81,11 @@ from nima_lessons.cluster import (
     scheduler_threads,
 )
 from nima_lessons.config import progress_enabled
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
+    from dask.delayed import Delayed
 
 __all__ = [
     "FORMATS",
@@ -387,7 +393,9 @@ def save_progress(path: str | os.PathLike) -> tuple[int, int] | None:
     return done, total
 
 
-def describe_input(path: str | os.PathLike, data=None, include_values: bool = False) -> dict:
+def describe_input(
+    path: str | os.PathLike[str], data: npt.ArrayLike | None = None, include_values: bool = False
+) -> dict:
     """Describe an input for a fingerprint: where it is, its shape, and its metadata.
 
     The description is cheap: file names and sizes (at most
@@ -444,7 +452,7 @@ def _array_metadata(data: xr.DataArray) -> str:
     return json.dumps(content, sort_keys=True, default=str)
 
 
-def _digest_files(text: str, digest) -> None:
+def _digest_files(text: str, digest: HASH) -> None:
     """Add file names, sizes, one header and zarr metadata of an input to ``digest``."""
     path = Path(text)
     if path.is_file():
@@ -796,9 +804,9 @@ def _plan_regions(dataset: xr.Dataset) -> list[Region]:
     [('T', 0, 1), ('T', 1, 2), ('T', 2, 3)]
     """
     remaining = [
-        name for name, var in dataset.data_vars.items() if var.chunks is not None and var.ndim
+        str(name) for name, var in dataset.data_vars.items() if var.chunks is not None and var.ndim
     ]
-    dim_order = list(dataset.dims)
+    dim_order = [str(dim) for dim in dataset.dims]
     regions: list[Region] = []
     while remaining:
 
@@ -806,12 +814,12 @@ def _plan_regions(dataset: xr.Dataset) -> list[Region]:
             sharing = sum(dim in dataset[name].dims for name in names)
             return (sharing, len(dataset.chunks[dim]), -dim_order.index(dim))
 
-        candidates = {dim for name in remaining for dim in dataset[name].dims}
+        candidates = {str(dim) for name in remaining for dim in dataset[name].dims}
         dim = max(candidates, key=score)
         group = tuple(name for name in remaining if dim in dataset[name].dims)
         start = 0
         for size in dataset.chunks[dim]:
-            regions.append(Region(group, str(dim), start, start + size))
+            regions.append(Region(group, dim, start, start + size))
             start += size
         remaining = [name for name in remaining if name not in group]
     return regions
@@ -944,7 +952,7 @@ def _contiguous_runs(batch: list[int], regions: list[Region]) -> list[Region]:
     return runs
 
 
-def _region_write(dataset: xr.Dataset, partial: Path, region: Region):
+def _region_write(dataset: xr.Dataset, partial: Path, region: Region) -> Delayed:
     where = {region.dim: slice(region.start, region.stop)}
     part = dataset[list(region.variables)].isel(where)
     # Coordinates were written with the metadata; writing them again from several
@@ -959,12 +967,14 @@ def _regions_per_batch(dataset: xr.Dataset, region: Region) -> int:
     chunks_per_region = 0
     for name in region.variables:
         var = dataset[name]
+        if var.chunks is None:  # in memory, written with the metadata: not in any region
+            continue
         sizes = [len(c) for dim, c in zip(var.dims, var.chunks, strict=True) if dim != region.dim]
         chunks_per_region += math.prod(sizes)
     return max(1, math.ceil(2 * scheduler_threads() / max(chunks_per_region, 1)))
 
 
-def _compute_with_progress(delayed_write, progress: bool) -> None:
+def _compute_with_progress(delayed_write: Delayed, progress: bool) -> None:
     client = active_client()
     if progress and client is not None:
         from distributed import progress as distributed_progress
