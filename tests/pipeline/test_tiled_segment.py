@@ -54,7 +54,7 @@ def test_labels_of_every_plane_are_scipy_s(chunks, connectivity):
 def test_merges_are_computed_when_building_and_relabelling_is_tile_local(monkeypatch):
     events = []
     lock = threading.Lock()
-    merge = nima_lessons.labels._merge_labels
+    merge = nima_lessons.labels._merge_reports
 
     def recorded_merge(*args, **kwargs):
         with lock:
@@ -67,7 +67,7 @@ def test_merges_are_computed_when_building_and_relabelling_is_tile_local(monkeyp
                 events.append("tile")
         return block > 0.5
 
-    monkeypatch.setattr(nima_lessons.labels, "_merge_labels", recorded_merge)
+    monkeypatch.setattr(nima_lessons.labels, "_merge_reports", recorded_merge)
     image = ndi.gaussian_filter(np.random.default_rng(1).random((60, 70)), 2)
     mask = da.from_array(image, chunks=(20, 35)).map_blocks(make_mask, dtype=bool)
     lazy = label_planes(mask, 1)
