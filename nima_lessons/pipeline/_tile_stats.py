@@ -16,6 +16,7 @@ added in a different order).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 
 import dask
@@ -401,6 +402,7 @@ class Tiles:
 
     def __init__(self, data: da.Array):
         self.shape = data.shape
+        self.tile_shape = data.chunks[-2:]
         self.blocks = data.to_delayed(optimize_graph=True)
         starts = [np.cumsum((0, *sizes)) for sizes in data.chunks[:-2]]
         # For each block: the global plane index of each of its local planes.
@@ -457,7 +459,8 @@ def run_pass(
             task = dask.delayed(_summarize_block, pure=True)(block, local)
             rows.setdefault(block_index[-2], []).append(task)
     per_block = []
-    for batch in row_batches(list(rows.values())):
+    tile_pixels = max(np.prod(shape) for shape in itertools.product(*tiles.tile_shape))
+    for batch in row_batches(list(rows.values()), tile_pixels):
         per_block += dask.compute(*batch)
     parts: dict[Plane, list[list]] = {name: [] for name in requests}
     for block_results in per_block:
@@ -470,21 +473,28 @@ def run_pass(
     }
 
 
-#: Tile tasks computed together: enough to keep the workers busy, few enough that
-#: the tiles dask holds for them (and for their overlapping neighbours) stay few.
-BATCH_TASKS = 8
+#: Pixels of the tiles computed together in one batch of a pass: enough to keep the
+#: workers busy and to share the overlaps of neighbouring tiles, few enough that what
+#: dask holds for them (a few bytes per pixel) stays well under a gigabyte.
+BATCH_PIXELS = 32 * 2**20
 
 
-def row_batches(rows: list[list]) -> list[list]:
+def row_batches(rows: list[list], tile_pixels: int) -> list[list]:
     """Split rows of tile tasks, in raster order, into batches computed one after the other.
 
     A pass computed in one go lets dask hold many of the plane's tiles at once
-    (those that overlapping neighbours share): in batches of
-    :data:`BATCH_TASKS` neighbouring tiles, memory follows the batch, not the
+    (those that overlapping neighbours share): in batches of neighbouring tiles
+    of :data:`BATCH_PIXELS` pixels in all, memory follows the batch, not the
     plane. Tiles at a batch's edge are recomputed for the next one.
+
+    Examples
+    --------
+    >>> [len(batch) for batch in row_batches([[1] * 40, [2] * 40], tile_pixels=2**20)]
+    [32, 32, 16]
     """
+    size = max(4, BATCH_PIXELS // max(int(tile_pixels), 1))
     tasks = [task for row in rows for task in row]
-    return [tasks[start : start + BATCH_TASKS] for start in range(0, len(tasks), BATCH_TASKS)]
+    return [tasks[start : start + size] for start in range(0, len(tasks), size)]
 
 
 def _summarize_block(block: np.ndarray, local: list) -> list:

@@ -181,7 +181,8 @@ def keep_packed(mask: da.Array) -> da.Array:
     for index in np.ndindex(*blocks.shape):
         rows.setdefault(index[-2], []).append((index, dask.delayed(np.packbits)(blocks[index])))
     packed = np.empty(blocks.shape, dtype=object)
-    for batch in row_batches(list(rows.values())):
+    tile_pixels = max(y * x for y in mask.chunks[-2] for x in mask.chunks[-1])
+    for batch in row_batches(list(rows.values()), tile_pixels):
         found = dask.compute(*[task for _, task in batch])
         for (index, _), bits in zip(batch, found, strict=True):
             packed[index] = bits
