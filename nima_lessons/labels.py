@@ -144,13 +144,9 @@ def _check_connectivity(ndim: int, connectivity: int) -> None:
     if ndim < 1:
         raise ValueError(f"mask must have at least 1 dimension, got ndim={ndim}")
     if isinstance(connectivity, bool) or not isinstance(connectivity, (int, np.integer)):
-        raise ValueError(
-            f"connectivity must be an integer from 1 to {ndim}, got {connectivity!r}"
-        )
+        raise ValueError(f"connectivity must be an integer from 1 to {ndim}, got {connectivity!r}")
     if not 1 <= connectivity <= ndim:
-        raise ValueError(
-            f"connectivity must be from 1 to ndim={ndim}, got {connectivity}"
-        )
+        raise ValueError(f"connectivity must be from 1 to ndim={ndim}, got {connectivity}")
 
 
 def _as_dask_mask(mask) -> da.Array:
@@ -158,9 +154,7 @@ def _as_dask_mask(mask) -> da.Array:
         return mask
     if isinstance(mask, np.ndarray):
         return da.asarray(mask)
-    raise TypeError(
-        f"mask must be a dask or numpy array, got {type(mask).__name__}"
-    )
+    raise TypeError(f"mask must be a dask or numpy array, got {type(mask).__name__}")
 
 
 def _drop_empty_chunks(mask: da.Array) -> da.Array:
@@ -181,8 +175,12 @@ def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
     cell_meta = np.empty((0,) * ndim, dtype=object)
     # Stage 1: one object per block (held in a 1 x ... x 1 object array): its runs.
     tiles = mask.map_blocks(
-        _label_tile_cell, connectivity, chunks=one_cell_per_block, dtype=object,
-        meta=cell_meta, token="label-tiles",
+        _label_tile_cell,
+        connectivity,
+        chunks=one_cell_per_block,
+        dtype=object,
+        meta=cell_meta,
+        token="label-tiles",
     )
     # Only the small reports travel to the merge, not the runs.
     reports = tiles.map_blocks(
@@ -191,13 +189,28 @@ def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
     # Stage 2: every block index contracted into one 0-d task.
     block_index = tuple(range(ndim))
     merged = da.blockwise(
-        _merge_reports, (), reports, block_index, concatenate=False, dtype=object,
-        meta=np.empty((), dtype=object), token="label-merge",
-        grid=grid, connectivity=connectivity, dtype_str=out_dtype.str,
+        _merge_reports,
+        (),
+        reports,
+        block_index,
+        concatenate=False,
+        dtype=object,
+        meta=np.empty((), dtype=object),
+        token="label-merge",
+        grid=grid,
+        connectivity=connectivity,
+        dtype_str=out_dtype.str,
     )
     labels = da.map_blocks(
-        _paint_cell, tiles, merged, grid, out_dtype.str, chunks=mask.chunks,
-        dtype=out_dtype, meta=np.empty((0,) * ndim, dtype=out_dtype), token="label-paint",
+        _paint_cell,
+        tiles,
+        merged,
+        grid,
+        out_dtype.str,
+        chunks=mask.chunks,
+        dtype=out_dtype,
+        meta=np.empty((0,) * ndim, dtype=out_dtype),
+        token="label-paint",
     )
     count = merged.map_blocks(
         _object_count, dtype=np.int64, meta=np.empty((), dtype=np.int64), token="label-count"
@@ -254,8 +267,13 @@ def _label_tile(block: np.ndarray, connectivity: int, origin: tuple[int, ...]) -
     offsets, steps, widened = _neighbour_lines(block.shape, connectivity)
     line_start, starts, ends = _find_runs(lines)
     parent = _join_runs(
-        line_start, starts, ends, np.asarray(block.shape[:-1], dtype=np.int64),
-        offsets, steps, widened,
+        line_start,
+        starts,
+        ends,
+        np.asarray(block.shape[:-1], dtype=np.int64),
+        offsets,
+        steps,
+        widened,
     )
     run_labels, first_runs = _number_runs(parent)
     if block.shape[-1] < 2**16:
@@ -549,6 +567,7 @@ def _strip(reports, offsets, grid, axis, position, face_index) -> np.ndarray:
     Background is -1; the blocks' faces are laid side by side in the order of
     the other axes (``np.block``'s nesting).
     """
+
     def global_ids(index):
         linear = int(np.ravel_multi_index(index, grid))
         face = reports[linear][2][face_index]
@@ -580,9 +599,7 @@ def _pairs_across(low: np.ndarray, high: np.ndarray, connectivity: int) -> list:
             continue
         # low[x] faces high[x + shift]: crop both to where that exists.
         low_part = low[tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, low.shape))]
-        high_part = high[
-            tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, high.shape))
-        ]
+        high_part = high[tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, high.shape))]
         touching = (low_part >= 0) & (high_part >= 0)
         if touching.any():
             pairs = np.stack((low_part[touching], high_part[touching]), axis=1)
@@ -604,8 +621,13 @@ def _paint_cell(cell, merged, grid: tuple, dtype_str: str, block_id=None) -> np.
     n_lines = int(np.prod(tile.shape[:-1]))
     out = np.empty((n_lines, tile.shape[-1]), dtype=lookup.dtype)
     _paint_lines(
-        tile.line_start, tile.starts, tile.ends, tile.run_labels, lookup,
-        np.arange(n_lines, dtype=np.int64), out,
+        tile.line_start,
+        tile.starts,
+        tile.ends,
+        tile.run_labels,
+        lookup,
+        np.arange(n_lines, dtype=np.int64),
+        out,
     )
     return out.reshape(tile.shape)
 

@@ -7,13 +7,13 @@ chains them (``PRESETS["nima"]`` reproduces nima's command line) and
 
 import warnings
 
-from nima_lessons.pipeline._lift import apply_per_plane, is_tiled, whole_planes
 from nima_lessons.pipeline._background import (
     BACKGROUND_METHODS,
     BACKGROUND_OPTIONS,
     background,
     background_level,
 )
+from nima_lessons.pipeline._lift import apply_per_plane, is_tiled, whole_planes
 from nima_lessons.pipeline._measure import label_medians, measure, measure_plane
 from nima_lessons.pipeline._median import FOOTPRINTS, make_footprint, median, median_plane
 from nima_lessons.pipeline._ratio import ratio, ratio_plane, smoothed_ratio_plane

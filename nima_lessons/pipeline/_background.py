@@ -82,7 +82,7 @@ def li_level(plane: np.ndarray) -> float:
 
 
 def default_block_size(plane: np.ndarray) -> int:
-    """nima's local-threshold block: half the plane's width, made odd (257 for 512 px)."""
+    """Nima's local-threshold block: half the plane's width, made odd (257 for 512 px)."""
     half = int(plane.shape[1] // 2)
     return half + 1 if half % 2 == 0 else half
 

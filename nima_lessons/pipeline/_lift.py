@@ -33,8 +33,7 @@ def check_dims(im: xr.DataArray, name: str, required: Sequence[str] = PLANE_DIMS
     missing = [dim for dim in required if dim not in im.dims]
     if missing:
         raise ValueError(
-            f"{name} must have dims {tuple(required)}; dims {missing} are missing "
-            f"from {im.dims}"
+            f"{name} must have dims {tuple(required)}; dims {missing} are missing from {im.dims}"
         )
 
 

@@ -210,9 +210,11 @@ def measure(
     images = _ratio_image_columns(ratio_image)
     for column, image in images.items():
         _check_like_labels(image, f"ratio_image {column!r}", labels)
-    names = [str(c) for c in im.coords["C"].values] if "C" in im.coords else [
-        str(i) for i in range(im.sizes["C"])
-    ]
+    names = (
+        [str(c) for c in im.coords["C"].values]
+        if "C" in im.coords
+        else [str(i) for i in range(im.sizes["C"])]
+    )
     wanted = list(channels if channels is not None else names)
     pairs = dict(ratios or {})
     for name in (numerator, denominator, *(c for pair in pairs.values() for c in pair)):

@@ -108,12 +108,12 @@ def _lower(a, b):
     # One comparison per select (not one shared by a min and a max): LLVM
     # then lowers each to a single min/max instruction, branch-free even in
     # the scalar code at the ends of rows.
-    return a if a < b else b  # noqa: FURB136 - numba's min() handles NaN apart
+    return a if a < b else b
 
 
 @numba.njit(inline="always")
 def _upper(a, b):
-    return a if b < a else b  # noqa: FURB136
+    return a if b < a else b
 
 
 @numba.njit(inline="always")
@@ -287,7 +287,7 @@ def _run_kernel(kernel, plane: np.ndarray, out: np.ndarray, bands: int) -> bool:
     ]
     special = kernel(plane, out, edges[0], edges[1])
     # A list, not a generator: every band must finish before ``out`` is returned.
-    return any([future.result() for future in others]) or special  # noqa: C419
+    return any([future.result() for future in others]) or special
 
 
 # Dtypes scipy cannot filter but a kernel type holds exactly: a median only

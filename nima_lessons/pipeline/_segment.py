@@ -226,7 +226,6 @@ def segment(
     from nima_lessons.pipeline._tiled_segment import tiled_segment
 
     if is_tiled(im):  # planes split into tiles: exact tile-wise version
-
         return tiled_segment(im, method, min_size, watershed, seed_depth_px)
     labels = apply_per_plane(
         segment_plane,

@@ -93,7 +93,7 @@ def _shading_kernel(plane, dark, flat, out):  # pragma: no cover - compiled
                 value = (to_float(plane[i, j]) - to_float(dark[i, j])) / scale
                 # NaN fails ``value <= 0`` and is kept, as np.maximum(value, 0)
                 # keeps it; -0.0 becomes +0.0, as numpy's maximum returns it.
-                out[i, j] = zero if value <= zero else value  # noqa: FURB136
+                out[i, j] = zero if value <= zero else value
             else:
                 out[i, j] = zero
 
@@ -176,9 +176,7 @@ def _align_channels(frame: xr.DataArray, im: xr.DataArray, name: str) -> xr.Data
         available = frame.coords["C"].values.tolist()
         missing = [c for c in wanted if c not in available]
         if missing:
-            raise ValueError(
-                f"{name} has no frame for channels {missing}; it has {available}"
-            )
+            raise ValueError(f"{name} has no frame for channels {missing}; it has {available}")
         return frame.sel(C=wanted)
     if frame.sizes["C"] != im.sizes["C"]:
         raise ValueError(

@@ -733,7 +733,7 @@ def linear_quantile_position(count: int, q: float) -> tuple[int, int, float]:
 
 
 def linear_interpolation(low: float, high: float, gamma: float) -> float:
-    """numpy's interpolation between neighbouring order statistics (exact in both halves)."""
+    """Numpy's interpolation between neighbouring order statistics (exact in both halves)."""
     low, high, gamma = np.float64(low), np.float64(high), np.float64(gamma)
     difference = high - low
     if gamma >= 0.5:
@@ -796,8 +796,8 @@ __all__ = [
     "mean_and_std",
     "median",
     "order_statistics",
-    "row_batches",
     "percentile",
+    "row_batches",
     "run_pass",
     "run_per_plane",
     "solve",

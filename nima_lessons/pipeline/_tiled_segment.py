@@ -33,8 +33,8 @@ import scipy.ndimage as ndi
 import xarray as xr
 
 from nima_lessons.pipeline._lift import PLANE_DIMS, overlap_planes, refuse_tiles
-from nima_lessons.pipeline._tile_stats import row_batches
 from nima_lessons.pipeline._segment import geometric_mean, remove_small
+from nima_lessons.pipeline._tile_stats import row_batches
 from nima_lessons.pipeline._tiled_labels import fill_holes_planes, label_planes
 from nima_lessons.pipeline._tiled_levels import (
     TILED_BACKGROUND_METHODS,

@@ -58,7 +58,9 @@ def test_store_layout_and_lazy_opening(store):
     chosen = [0, 2]  # G and C among the time-lapse's G, R, C
     np.testing.assert_array_equal(plane.dark.values[:, FIELD : 2 * FIELD, :FIELD], dark[chosen])
     np.testing.assert_array_equal(plane.flat.values[:, :FIELD, FIELD : 2 * FIELD], flat[chosen])
-    np.testing.assert_array_equal(plane.flat.values[:, :FIELD, 2 * FIELD :], flat[chosen][:, :, :68])
+    np.testing.assert_array_equal(
+        plane.flat.values[:, :FIELD, 2 * FIELD :], flat[chosen][:, :, :68]
+    )
     assert plane.dark.chunks[-2:] == plane.image.chunks[-2:]
 
 
@@ -77,7 +79,9 @@ def test_cells_are_bright_and_the_background_is_the_camera_s(store):
 
 def test_writing_again_gives_the_same_plane_and_never_replaces_silently(store, tmp_path):
     again = write_stitched(tmp_path / "again.zarr", SHAPE, CHUNKS, FIELD, seed=2, progress=False)
-    np.testing.assert_array_equal(open_stitched(again).image.values, open_stitched(store).image.values)
+    np.testing.assert_array_equal(
+        open_stitched(again).image.values, open_stitched(store).image.values
+    )
     with pytest.raises(FileExistsError):
         write_stitched(again, SHAPE, CHUNKS, FIELD, seed=2, progress=False)
 
