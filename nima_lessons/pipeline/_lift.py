@@ -11,10 +11,11 @@ them (:func:`whole_planes`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 PLANE_DIMS = ("Y", "X")
@@ -109,11 +110,11 @@ def _short(chunks: Mapping[str, tuple[int, ...]]) -> str:
 
 
 def apply_overlapped(
-    func: Callable,
+    func: Callable[..., npt.ArrayLike],
     im: xr.DataArray,
     depth: int,
-    kwargs: dict | None = None,
-    output_dtype=None,
+    kwargs: dict[str, Any] | None = None,
+    output_dtype: npt.DTypeLike | None = None,
     keep_attrs: bool = True,
 ) -> xr.DataArray:
     """Run ``func(tile, **kwargs)`` on overlapping tiles of every plane, lazily.
@@ -161,29 +162,37 @@ def apply_overlapped(
     return out.transpose(*im.dims)
 
 
-def overlap_planes(func: Callable, data: da.Array, depth: int, dtype, **kwargs) -> da.Array:
+def overlap_planes(
+    func: Callable[..., npt.ArrayLike],
+    data: da.Array,
+    depth: int,
+    dtype: npt.DTypeLike,
+    **kwargs: Any,
+) -> da.Array:
     """``func(plane, **kwargs)`` on every (Y, X) plane of ``data``, in tiles grown by ``depth``.
 
     The dask layer of :func:`apply_overlapped`: ``data`` has Y and X as its
     last two axes; the result has the chunks of ``data``.
     """
-    dtype = np.dtype(dtype)
+    out_dtype = np.dtype(dtype)
     looped = _loop_planes(func, len(PLANE_DIMS), kwargs)
     axes = {axis: (depth if axis >= data.ndim - 2 else 0) for axis in range(data.ndim)}
     result = da.map_overlap(
-        looped, data, depth=axes, boundary="none", dtype=dtype,
-        meta=np.empty((0,) * data.ndim, dtype=dtype),
+        looped, data, depth=axes, boundary="none", dtype=out_dtype,
+        meta=np.empty((0,) * data.ndim, dtype=out_dtype),
     )  # fmt: skip
     # map_overlap merges chunks thinner than the depth; give back the input's.
     return result if result.chunks == data.chunks else result.rechunk(data.chunks)
 
 
-def _loop_planes(func: Callable, n_core: int, kwargs: dict):
+def _loop_planes(
+    func: Callable[..., npt.ArrayLike], n_core: int, kwargs: dict[str, Any]
+) -> Callable[..., np.ndarray]:
     # apply_ufunc hands over blocks (..., *core); call ``func`` on every
     # core-shaped slab and stack the answers back.
-    def looped(*arrays):
-        lead = np.broadcast_shapes(*(a.shape[: a.ndim - n_core] for a in arrays))
-        arrays = [np.broadcast_to(a, lead + a.shape[a.ndim - n_core :]) for a in arrays]
+    def looped(*blocks: np.ndarray) -> np.ndarray:
+        lead = np.broadcast_shapes(*(a.shape[: a.ndim - n_core] for a in blocks))
+        arrays = [np.broadcast_to(a, lead + a.shape[a.ndim - n_core :]) for a in blocks]
         indices = list(np.ndindex(*lead))
         if not indices:
             raise ValueError("cannot apply a per-plane function to an empty image")
@@ -200,7 +209,9 @@ def _loop_planes(func: Callable, n_core: int, kwargs: dict):
     return looped
 
 
-def _block_lifter(looped: Callable, n_core: int, keep_core: bool, dtype) -> Callable:
+def _block_lifter(
+    looped: Callable[..., np.ndarray], n_core: int, keep_core: bool, dtype: np.dtype
+) -> Callable[..., np.ndarray | da.Array]:
     """Wrap ``looped`` so that dask inputs are mapped block by block, without copies.
 
     The inputs arrive from ``apply_ufunc(dask="allowed")`` with the core dims
@@ -208,7 +219,7 @@ def _block_lifter(looped: Callable, n_core: int, keep_core: bool, dtype) -> Call
     the function is element-wise and map_blocks aligns the inputs' tiles.
     """
 
-    def lifted(*arrays):
+    def lifted(*arrays: np.ndarray | da.Array) -> np.ndarray | da.Array:
         if not any(isinstance(array, da.Array) for array in arrays):
             return looped(*arrays)
         ndim = max(array.ndim for array in arrays)
@@ -231,13 +242,13 @@ def _block_lifter(looped: Callable, n_core: int, keep_core: bool, dtype) -> Call
 
 
 def apply_per_plane(
-    func: Callable,
+    func: Callable[..., npt.ArrayLike],
     im: xr.DataArray,
     *others: xr.DataArray,
-    kwargs: dict | None = None,
+    kwargs: dict[str, Any] | None = None,
     core_dims: Sequence[str] = PLANE_DIMS,
     output_core_dims: Sequence[str] | None = None,
-    output_dtype=None,
+    output_dtype: npt.DTypeLike | None = None,
     name: str = "image",
     keep_attrs: bool = True,
     tiles: TileHandling = "refuse",

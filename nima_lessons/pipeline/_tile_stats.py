@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
 
 #: Bins of one narrowing round of an order statistic (2**12: at most six rounds
 #: separate any two float64 values).
@@ -30,8 +32,17 @@ RANK_BINS = 4096
 GATHER_LIMIT = 1 << 21
 
 Plane = Hashable
-#: A tile summary request; see :class:`Request`.
-Algorithm = Generator[list, list, object]
+#: The name of a plane, as the caller chooses it.
+PlaneT = TypeVar("PlaneT", bound=Hashable)
+#: What an algorithm returns.
+AnswerT = TypeVar("AnswerT")
+#: A plane's algorithm: yields lists of :class:`Request`, receives their merged
+#: results, returns its answer.
+Algorithm: TypeAlias = Generator[list["Request"], list[Any], AnswerT]
+#: Index of a plane along an image's leading axes.
+PlaneIndex = tuple[int, ...]
+#: A task of a pass (see :func:`row_batches`).
+TaskT = TypeVar("TaskT")
 
 
 def tile_values(tile: np.ndarray) -> np.ndarray:
@@ -119,9 +130,9 @@ def order_keys(values: np.ndarray) -> np.ndarray:
 
 def key_value(key: int) -> float:
     """The float64 value of an order key (inverse of :func:`order_keys`)."""
-    key = np.uint64(key)
+    unsigned = np.uint64(key)
     sign = np.uint64(1 << 63)
-    bits = key ^ sign if key & sign else ~key
+    bits = unsigned ^ sign if unsigned & sign else ~unsigned
     return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
 
 
@@ -131,10 +142,10 @@ def key_value(key: int) -> float:
 class Request:
     """A summary each tile computes from its finite values, and how to merge them."""
 
-    def tile(self, values: np.ndarray):  # pragma: no cover - interface
+    def tile(self, values: np.ndarray) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def merge(self, parts: list):  # pragma: no cover - interface
+    def merge(self, parts: list[Any]) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -144,7 +155,7 @@ class Extent(Request):
 
     selection: Selection = Finite()
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         chosen = self.selection.select(values)
         if chosen.size == 0:
             return (0, None, None)
@@ -153,7 +164,7 @@ class Extent(Request):
         keys = order_keys(np.array([-0.0 if low == 0 else low, 0.0 if high == 0 else high]))
         return (chosen.size, int(keys[0]), int(keys[1]))
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         present = [part for part in parts if part[0]]
         if not present:
             return (0, None, None)
@@ -171,13 +182,13 @@ class SumCount(Request):
     selection: Selection = Finite()
     shift: float = 0.0
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         chosen = self.selection.select(values)
         if self.shift:
             chosen = chosen - self.shift
         return (chosen.size, float(np.sum(chosen)))
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return (sum(p[0] for p in parts), _fsum(p[1] for p in parts))
 
 
@@ -188,11 +199,11 @@ class SquaredDeviation(Request):
     selection: Selection
     mean: float
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         deviation = self.selection.select(values) - self.mean
         return float(np.sum(deviation * deviation))
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return _fsum(parts)
 
 
@@ -206,7 +217,7 @@ class SplitSums(Request):
     shift: float
     threshold: float
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         shifted = _shifted(values, self.shift)
         above = shifted > self.threshold
         n_above = int(np.count_nonzero(above))
@@ -214,7 +225,7 @@ class SplitSums(Request):
         sum_below = float(np.sum(shifted, where=np.logical_not(above, out=above)))
         return (n_above, sum_above, shifted.size - n_above, sum_below)
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return (
             sum(p[0] for p in parts),
             _fsum(p[1] for p in parts),
@@ -231,14 +242,14 @@ class ShiftedBetween(Request):
     low: float
     high: float
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         shifted = _shifted(values, self.shift)
         inside = shifted[(shifted > self.low) & (shifted <= self.high)]
         if inside.size == 0:
             return (0, None, None)
         return (inside.size, float(inside.min()), float(inside.max()))
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         present = [p for p in parts if p[0]]
         if not present:
             return (0, None, None)
@@ -252,7 +263,7 @@ class ShiftedNeighbours(Request):
     shift: float
     value: float
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         shifted = _shifted(values, self.shift)
         lower = shifted[shifted < self.value]
         upper = shifted[shifted > self.value]
@@ -261,7 +272,7 @@ class ShiftedNeighbours(Request):
             float(upper.min()) if upper.size else None,
         )
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         lower = [p[0] for p in parts if p[0] is not None]
         upper = [p[1] for p in parts if p[1] is not None]
         return (max(lower) if lower else None, min(upper) if upper else None)
@@ -273,11 +284,11 @@ class ShiftedMinGap(Request):
 
     shift: float
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         distinct = np.unique(_shifted(values, self.shift))
         return float(np.diff(distinct).min()) if distinct.size > 1 else np.inf
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return min(parts, default=np.inf)
 
 
@@ -287,10 +298,10 @@ class ShiftedDistinct(Request):
 
     shift: float
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         return np.unique(_shifted(values, self.shift))
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return np.unique(np.concatenate(parts)) if parts else np.empty(0)
 
 
@@ -306,10 +317,10 @@ class Histogram(Request):
     high: float
     bins: int
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         return np.histogram(values, bins=self.bins, range=(self.low, self.high))[0]
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return np.sum(parts, axis=0)
 
 
@@ -336,13 +347,13 @@ class RankBins(Request):
         start = self.low + index * self.width
         return start, min(start + self.width - 1, self.high)
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         keys = order_keys(_between(self.selection.select(values), self.low, self.high))
         keys = keys[(keys >= np.uint64(self.low)) & (keys <= np.uint64(self.high))]
         index = ((keys - np.uint64(self.low)) // np.uint64(self.width)).astype(np.intp)
         return np.bincount(index, minlength=self.bins)
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return np.sum(parts, axis=0)
 
 
@@ -354,12 +365,12 @@ class Gather(Request):
     low: int
     high: int
 
-    def tile(self, values):
+    def tile(self, values: np.ndarray) -> Any:
         chosen = _between(self.selection.select(values), self.low, self.high)
         keys = order_keys(chosen)
         return chosen[(keys >= np.uint64(self.low)) & (keys <= np.uint64(self.high))]
 
-    def merge(self, parts):
+    def merge(self, parts: list[Any]) -> Any:
         return np.sort(np.concatenate(parts)) if parts else np.empty(0)
 
 
@@ -378,7 +389,7 @@ def _between(values: np.ndarray, low: int, high: int) -> np.ndarray:
     return values if inside.all() else values[inside]
 
 
-def _fsum(values) -> float:
+def _fsum(values: Iterable[float]) -> float:
     # Correctly rounded: the merge adds no error of its own on top of the tiles'.
     import math
 
@@ -406,7 +417,7 @@ class Tiles:
         self.blocks = data.to_delayed(optimize_graph=True)
         starts = [np.cumsum((0, *sizes)) for sizes in data.chunks[:-2]]
         # For each block: the global plane index of each of its local planes.
-        self.planes_of_block = {}
+        self.planes_of_block: dict[PlaneIndex, list[tuple[PlaneIndex, PlaneIndex]]] = {}
         for block_index in np.ndindex(*self.blocks.shape):
             ranges = [
                 range(starts[axis][i], starts[axis][i + 1])
@@ -417,14 +428,16 @@ class Tiles:
                 for local in np.ndindex(*[len(r) for r in ranges])
             ]
 
-    def plane_indices(self) -> dict[tuple, tuple]:
+    def plane_indices(self) -> dict[PlaneIndex, PlaneIndex]:
         """Every plane (leading index), named by its own index."""
         return {index: index for index in np.ndindex(*self.shape[:-2])}
 
 
 def run_pass(
-    tiles: Tiles, requests: Mapping[Plane, Sequence[Request]], planes: Mapping[Plane, tuple]
-) -> dict[Plane, list]:
+    tiles: Tiles,
+    requests: Mapping[PlaneT, Sequence[Request]],
+    planes: Mapping[PlaneT, PlaneIndex],
+) -> dict[PlaneT, list[Any]]:
     """Compute the requested summaries of every listed plane in one pass over the tiles.
 
     Parameters
@@ -441,13 +454,13 @@ def run_pass(
     dict
         Plane name -> merged results, in the order of its requests.
     """
-    wanted: dict[tuple, list] = {}
+    wanted: dict[PlaneIndex, list[tuple[PlaneT, list[Request]]]] = {}
     for name, reqs in requests.items():
         if reqs:
             wanted.setdefault(planes[name], []).append((name, list(reqs)))
     if not wanted:
         return {}
-    rows: dict[int, list] = {}
+    rows: dict[int, list[Delayed]] = {}
     for block_index, block_planes in tiles.planes_of_block.items():
         local = [
             (local_index, name, reqs)
@@ -458,11 +471,11 @@ def run_pass(
             block = tiles.blocks[block_index]
             task = dask.delayed(_summarize_block, pure=True)(block, local)
             rows.setdefault(block_index[-2], []).append(task)
-    per_block = []
+    per_block: list[list[tuple[PlaneT, list[Any]]]] = []
     tile_pixels = max(np.prod(shape) for shape in itertools.product(*tiles.tile_shape))
     for batch in row_batches(list(rows.values()), tile_pixels):
         per_block += dask.compute(*batch)
-    parts: dict[Plane, list[list]] = {name: [] for name in requests}
+    parts: dict[PlaneT, list[list[Any]]] = {name: [] for name in requests}
     for block_results in per_block:
         for name, summaries in block_results:
             parts[name].append(summaries)
@@ -479,7 +492,7 @@ def run_pass(
 BATCH_PIXELS = 32 * 2**20
 
 
-def row_batches(rows: list[list], tile_pixels: int) -> list[list]:
+def row_batches(rows: list[list[TaskT]], tile_pixels: int) -> list[list[TaskT]]:
     """Split rows of tile tasks, in raster order, into batches computed one after the other.
 
     A pass computed in one go lets dask hold many of the plane's tiles at once
@@ -497,10 +510,12 @@ def row_batches(rows: list[list], tile_pixels: int) -> list[list]:
     return [tasks[start : start + size] for start in range(0, len(tasks), size)]
 
 
-def _summarize_block(block: np.ndarray, local: list) -> list:
+def _summarize_block(
+    block: np.ndarray, local: list[tuple[PlaneIndex, PlaneT, list[Request]]]
+) -> list[tuple[PlaneT, list[Any]]]:
     """Summaries of the planes of one block (a task of :func:`run_pass`)."""
     out = []
-    values_of = {}
+    values_of: dict[PlaneIndex, TileValues] = {}
     for plane_index, name, requests in local:
         if plane_index not in values_of:
             values_of[plane_index] = tile_values(block[plane_index]).view(TileValues)
@@ -510,8 +525,10 @@ def _summarize_block(block: np.ndarray, local: list) -> list:
 
 
 def solve(
-    data: da.Array | Tiles, algorithms: Mapping[Plane, Algorithm], planes: Mapping[Plane, tuple]
-) -> dict[Plane, object]:
+    data: da.Array | Tiles,
+    algorithms: Mapping[PlaneT, Algorithm[AnswerT]],
+    planes: Mapping[PlaneT, PlaneIndex],
+) -> dict[PlaneT, AnswerT]:
     """Run per-plane algorithms together, one shared pass over the tiles per round.
 
     Parameters
@@ -530,8 +547,8 @@ def solve(
         Plane name -> answer.
     """
     tiles = data if isinstance(data, Tiles) else Tiles(data)
-    answers: dict[Plane, object] = {}
-    pending: dict[Plane, list] = {}
+    answers: dict[PlaneT, AnswerT] = {}
+    pending: dict[PlaneT, list[Request]] = {}
     running = dict(algorithms)
     for name, algorithm in running.items():
         _advance(name, algorithm, None, pending, answers)
@@ -543,9 +560,16 @@ def solve(
     return answers
 
 
-def _advance(name, algorithm, sent, pending, answers) -> None:
+def _advance(
+    name: PlaneT,
+    algorithm: Algorithm[AnswerT],
+    sent: list[Any] | None,
+    pending: dict[PlaneT, list[Request]],
+    answers: dict[PlaneT, AnswerT],
+) -> None:
+    """Send ``sent`` (None: start) to ``algorithm``; note its next requests or its answer."""
     try:
-        requests = algorithm.send(sent)
+        requests = next(algorithm) if sent is None else algorithm.send(sent)
         while not requests:
             # An empty round needs no pass: answer it at once.
             requests = algorithm.send([])
@@ -557,7 +581,9 @@ def _advance(name, algorithm, sent, pending, answers) -> None:
 # ---------------------------------------------------------------- algorithms
 
 
-def extent(selection: Selection = Finite()) -> Algorithm:
+def extent(
+    selection: Selection = Finite(),
+) -> Algorithm[tuple[int, float | None, float | None]]:
     """Count, min and max (as floats; None when empty) of the selected values."""
     ((count, low, high),) = yield [Extent(selection)]
     if not count:
@@ -572,10 +598,10 @@ LAST_KEY = (1 << 64) - 1
 def order_statistics(
     selection: Selection,
     ranks_of: Callable[[int], Sequence[int]],
-    known_extent: tuple | None = None,
+    known_extent: tuple[int, int, int] | None = None,
     at_most: int | None = None,
-    within_keys: tuple[int, int] = (0, None),
-) -> Algorithm:
+    within_keys: tuple[int, int | None] = (0, None),
+) -> Algorithm[tuple[tuple[int, int, int], list[float]]]:
     """The values of chosen 0-based ranks among the selected values, exactly.
 
     Each round splits the key range still holding a rank into
@@ -606,14 +632,18 @@ def order_statistics(
         ``(extent, values)``: the selection's ``(count, min key, max key)``
         and one value per rank.
     """
-    answered = None
+    answered: dict[tuple[int, int], tuple[Gather | RankBins | None, Any]] | None = None
     if known_extent is None:
         bound = GATHER_LIMIT + 1 if at_most is None else at_most
         low = within_keys[0]
         high = LAST_KEY if within_keys[1] is None else within_keys[1]
         first = _narrowing(selection, low, high, bound)
-        known_extent, answer = yield [Extent(selection), first]
-        answered = {(low, high): (first, answer)}
+        if first is None:  # a single key: its value is the answer, once counted
+            (known_extent,) = yield [Extent(selection)]
+            answered = {(low, high): (None, None)}
+        else:
+            known_extent, answer = yield [Extent(selection), first]
+            answered = {(low, high): (first, answer)}
         start = (low, high, 0, bound)
     else:
         start = (known_extent[1], known_extent[2], 0, known_extent[0])
@@ -631,8 +661,8 @@ def order_statistics(
             requests = [
                 _narrowing(selection, low, high, within) for low, high, _, within in open_ranges
             ]
-            answers = yield [request for request in requests if request is not None]
-            answers = iter(answers)
+            merged = yield [request for request in requests if request is not None]
+            answers = iter(merged)
             answered = {
                 (low, high): (request, None if request is None else next(answers))
                 for (low, high, _, _), request in zip(open_ranges, requests, strict=True)
@@ -655,7 +685,7 @@ def order_statistics(
     return known_extent, [found[rank] for rank in ranks]
 
 
-def _narrowing(selection: Selection, low: int, high: int, within: int) -> Request | None:
+def _narrowing(selection: Selection, low: int, high: int, within: int) -> Gather | RankBins | None:
     """The next request for a rank in ``[low, high]`` (None when that is one value)."""
     if low == high:
         return None
@@ -666,10 +696,10 @@ def _narrowing(selection: Selection, low: int, high: int, within: int) -> Reques
 
 def median(
     selection: Selection,
-    known_extent: tuple | None = None,
+    known_extent: tuple[int, int, int] | None = None,
     at_most: int | None = None,
-    within_keys: tuple[int, int] = (0, None),
-) -> Algorithm:
+    within_keys: tuple[int, int | None] = (0, None),
+) -> Algorithm[float]:
     """``numpy.median`` of the selected values (NaN if there are none)."""
 
     def middle(count: int) -> list[int]:
@@ -685,8 +715,11 @@ def median(
 
 
 def percentile(
-    selection: Selection, q: float, known_extent: tuple | None = None, at_most: int | None = None
-) -> Algorithm:
+    selection: Selection,
+    q: float,
+    known_extent: tuple[int, int, int] | None = None,
+    at_most: int | None = None,
+) -> Algorithm[float]:
     """``numpy.percentile(values, q)`` (linear method) of the selected values.
 
     Raises
@@ -694,7 +727,7 @@ def percentile(
     ValueError
         If nothing is selected.
     """
-    position = {}
+    position: dict[str, tuple[int, int, float]] = {}
 
     def neighbours(count: int) -> list[int]:
         if count == 0:
@@ -741,7 +774,7 @@ def linear_interpolation(low: float, high: float, gamma: float) -> float:
     return float(low + difference * gamma)
 
 
-def mean_and_std(selection: Selection) -> Algorithm:
+def mean_and_std(selection: Selection) -> Algorithm[tuple[int, float, float]]:
     """Count, mean and standard deviation (``ndarray.std``, ddof 0) of the selected values.
 
     Two rounds: the sum, then the sum of squared deviations from the mean.
@@ -754,10 +787,10 @@ def mean_and_std(selection: Selection) -> Algorithm:
     return count, float(mean), float(np.sqrt(np.float64(squares) / count))
 
 
-def together(*algorithms: Algorithm) -> Algorithm:
+def together(*algorithms: Algorithm[Any]) -> Algorithm[list[Any]]:
     """Run several algorithms of one plane side by side, sharing passes; return their answers."""
-    answers: dict[int, object] = {}
-    requests: dict[int, list] = {}
+    answers: dict[int, Any] = {}
+    requests: dict[int, list[Request]] = {}
     for index, algorithm in enumerate(algorithms):
         _advance(index, algorithm, None, requests, answers)
     while requests:
@@ -775,8 +808,8 @@ def together(*algorithms: Algorithm) -> Algorithm:
 
 
 def run_per_plane(
-    data: da.Array | Tiles, make: Callable[[tuple], Algorithm]
-) -> dict[tuple, object]:
+    data: da.Array | Tiles, make: Callable[[PlaneIndex], Algorithm[AnswerT]]
+) -> dict[PlaneIndex, AnswerT]:
     """Run ``make(plane_index)`` on every plane of ``data`` together (see :func:`solve`)."""
     tiles = data if isinstance(data, Tiles) else Tiles(data)
     planes = tiles.plane_indices()

@@ -20,6 +20,7 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.typing import Key
 
 from nima_lessons.labels import label
 
@@ -56,34 +57,42 @@ def label_merged(masks: list[da.Array], connectivity: int = 1) -> list[da.Array]
     merges = [_merge_of(count) for _, count in labelled]
     # One pass for every merge: tiles are labelled, summarized and let go.
     wanted = [
-        Delayed(key, count.__dask_graph__(), layer=layer)
-        for (layer, key), (_, count) in zip(merges, labelled, strict=True)
-        if key is not None
+        Delayed(merge[1], count.__dask_graph__(), layer=merge[0])
+        for merge, (_, count) in zip(merges, labelled, strict=True)
+        if merge is not None
     ]
     values = iter(dask.compute(*wanted))
     frozen = []
-    for (labels, _), (layer, key) in zip(labelled, merges, strict=True):
-        frozen.append(labels if key is None else _with_constant(labels, layer, key, next(values)))
+    for (labels, _), merge in zip(labelled, merges, strict=True):
+        frozen.append(labels if merge is None else _with_constant(labels, *merge, next(values)))
     return frozen
 
 
-def _merge_of(count: da.Array) -> tuple[str | None, object]:
+def _merge_of(count: da.Array) -> tuple[str, Key] | None:
     """The layer and key of the merge that an object count reads (None if not one task).
 
     An empty mask has no merge: its labels are zeros already.
     """
-    graph = count.__dask_graph__()
+    graph = _graph_of(count)
     (name,) = count.__dask_layers__()
     read = list(graph.dependencies.get(name, ()))
     if len(read) != 1:
-        return None, None
+        return None
     keys = list(graph.layers[read[0]].get_output_keys())
-    return (read[0], keys[0]) if len(keys) == 1 else (None, None)
+    return (read[0], keys[0]) if len(keys) == 1 else None
 
 
-def _with_constant(labels: da.Array, layer: str, key, value) -> da.Array:
+def _graph_of(array: da.Array) -> HighLevelGraph:
+    """The layered graph of a dask array (what dask arrays always carry)."""
+    graph = array.__dask_graph__()
+    if not isinstance(graph, HighLevelGraph):
+        raise TypeError(f"expected a layered dask graph, got {type(graph).__name__}")
+    return graph
+
+
+def _with_constant(labels: da.Array, layer: str, key: Key, value: object) -> da.Array:
     """``labels`` with the task ``key`` (alone in ``layer``) replaced by its computed ``value``."""
-    graph = labels.__dask_graph__()
+    graph = _graph_of(labels)
     layers = dict(graph.layers)
     dependencies = {name: set(deps) for name, deps in graph.dependencies.items()}
     layers[layer] = MaterializedLayer({key: (_constant, value)})
@@ -94,7 +103,7 @@ def _with_constant(labels: da.Array, layer: str, key, value) -> da.Array:
     )  # fmt: skip
 
 
-def _constant(value):
+def _constant(value: object) -> object:
     return value
 
 

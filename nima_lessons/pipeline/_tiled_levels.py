@@ -10,6 +10,9 @@ the later steps do); the planes themselves stay lazy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 import dask.array as da
 import numpy as np
 import skimage.filters
@@ -46,7 +49,7 @@ UNTILEABLE = {
 
 
 def tiled_background(
-    im: xr.DataArray, method: str = "li", **options
+    im: xr.DataArray, method: str = "li", **options: float
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Subtract a per-plane background level from a tiled image, as ``background`` does.
 
@@ -73,7 +76,11 @@ def tiled_background(
     if method not in TILED_BACKGROUND_METHODS:
         refuse_tiles(im, f"background method {method!r}", refusal_reason(method))
     data, lead_dims = _planes_last(im)
-    algorithms = {"li": li_level, "percentile": percentile_level, "sigma": sigma_level}
+    algorithms: dict[str, Callable[..., stats.Algorithm[float]]] = {
+        "li": li_level,
+        "percentile": percentile_level,
+        "sigma": sigma_level,
+    }
     pixels = int(np.prod(data.shape[-2:]))
     found = stats.run_per_plane(data, lambda _: algorithms[method](**options, at_most=pixels))
     shape = data.shape[:-2]
@@ -111,7 +118,11 @@ def tiled_thresholds(data: da.Array, method: str = "yen") -> np.ndarray:
         without contrast (constant or without finite pixels), whose mask is
         empty (``pixel > NaN`` is never true).
     """
-    algorithms = {"li": li_threshold_of_plane, "otsu": otsu_threshold, "yen": yen_threshold}
+    algorithms: dict[str, Callable[[], stats.Algorithm[float | None]]] = {
+        "li": li_threshold_of_plane,
+        "otsu": otsu_threshold,
+        "yen": yen_threshold,
+    }
     found = stats.run_per_plane(data, lambda _: algorithms[method]())
     thresholds = np.full(data.shape[:-2], np.nan)
     for index, value in found.items():
@@ -125,14 +136,16 @@ def refusal_reason(method: str) -> str:
 
 
 def _planes_last(im: xr.DataArray) -> tuple[da.Array, tuple[str, ...]]:
-    lead = tuple(dim for dim in im.dims if dim not in PLANE_DIMS)
+    lead = tuple(str(dim) for dim in im.dims if dim not in PLANE_DIMS)
     return im.transpose(*lead, *PLANE_DIMS).data, lead
 
 
 # ---------------------------------------------------------------- background levels
 
 
-def percentile_level(percentile: float = 10.0, at_most: int | None = None) -> stats.Algorithm:
+def percentile_level(
+    percentile: float = 10.0, at_most: int | None = None
+) -> stats.Algorithm[float]:
     """``percentile_level``: a low percentile of the finite pixels (0 if there are none)."""
     if at_most == 0:
         return 0.0
@@ -144,7 +157,7 @@ def percentile_level(percentile: float = 10.0, at_most: int | None = None) -> st
 
 def sigma_level(
     n_sigma: float = 2.0, max_iter: int = 20, at_most: int | None = None
-) -> stats.Algorithm:
+) -> stats.Algorithm[float]:
     """``sigma_level``: iterative sigma clipping, then the median of the pixels kept.
 
     Each round computes the median, count and spread of the next selection
@@ -168,7 +181,7 @@ def sigma_level(
     return centre
 
 
-def li_level(at_most: int | None = None) -> stats.Algorithm:
+def li_level(at_most: int | None = None) -> stats.Algorithm[float]:
     """``li_level``: the median of the pixels below the plane's Li threshold."""
     extent, (_, total) = yield [stats.Extent(), stats.SumCount()]
     count, low, high = extent
@@ -189,16 +202,27 @@ def li_level(at_most: int | None = None) -> stats.Algorithm:
 # ---------------------------------------------------------------- thresholds
 
 
-def _contrast() -> stats.Algorithm:
+class Contrast(NamedTuple):
+    """Count, minimum, maximum and sum of the finite pixels of a plane."""
+
+    pixels: int
+    minimum: float
+    maximum: float
+    total: float
+
+
+def _contrast() -> stats.Algorithm[Contrast | None]:
     """(count, min, max, sum) of the finite pixels, or None for a plane without contrast."""
     extent, (_, total) = yield [stats.Extent(), stats.SumCount()]
     count, low, high = extent
     if count == 0 or stats.key_value(low) == stats.key_value(high):
         return None
-    return count, stats.key_value(low), stats.key_value(high), total
+    return Contrast(count, stats.key_value(low), stats.key_value(high), total)
 
 
-def histogram(low: float, high: float, bins: int = HISTOGRAM_BINS) -> stats.Algorithm:
+def histogram(
+    low: float, high: float, bins: int = HISTOGRAM_BINS
+) -> stats.Algorithm[tuple[np.ndarray, np.ndarray]]:
     """Counts and bin centres of the finite pixels, binned as ``skimage.exposure.histogram``.
 
     scikit-image bins float images with ``numpy.histogram(image, bins)``, whose
@@ -210,25 +234,25 @@ def histogram(low: float, high: float, bins: int = HISTOGRAM_BINS) -> stats.Algo
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
 
-def otsu_threshold() -> stats.Algorithm:
+def otsu_threshold() -> stats.Algorithm[float | None]:
     """``skimage.filters.threshold_otsu`` of the finite pixels, from the global histogram."""
     contrast = yield from _contrast()
     if contrast is None:
         return None
-    hist = yield from histogram(contrast[1], contrast[2])
+    hist = yield from histogram(contrast.minimum, contrast.maximum)
     return float(skimage.filters.threshold_otsu(hist=hist))
 
 
-def yen_threshold() -> stats.Algorithm:
+def yen_threshold() -> stats.Algorithm[float | None]:
     """``skimage.filters.threshold_yen`` of the finite pixels, from the global histogram."""
     contrast = yield from _contrast()
     if contrast is None:
         return None
-    hist = yield from histogram(contrast[1], contrast[2])
+    hist = yield from histogram(contrast.minimum, contrast.maximum)
     return float(skimage.filters.threshold_yen(hist=hist))
 
 
-def li_threshold_of_plane() -> stats.Algorithm:
+def li_threshold_of_plane() -> stats.Algorithm[float | None]:
     """``skimage.filters.threshold_li`` of the finite pixels of a float plane."""
     contrast = yield from _contrast()
     if contrast is None:
@@ -237,7 +261,7 @@ def li_threshold_of_plane() -> stats.Algorithm:
     return (yield from li_threshold(count, minimum, total))
 
 
-def li_threshold(count: int, minimum: float, total: float) -> stats.Algorithm:
+def li_threshold(count: int, minimum: float, total: float) -> stats.Algorithm[float]:
     """Li's minimum cross-entropy threshold of the finite pixels, as scikit-image computes it.
 
     scikit-image (float images) shifts the pixels by their minimum, starts from
@@ -271,16 +295,8 @@ def li_threshold(count: int, minimum: float, total: float) -> stats.Algorithm:
     """
     shift = np.float64(minimum)
     t_next = (np.float64(total) - count * shift) / count
-    sums = None
-    t_curr = None
+    ((sums),) = yield [stats.SplitSums(float(shift), float(t_next))]
     while True:
-        if t_curr is not None:
-            going_on = yield from _li_goes_on(shift, t_curr, t_next, sums)
-            if not going_on:
-                break
-            sums = sums[0]
-        else:
-            ((sums),) = yield [stats.SplitSums(float(shift), float(t_next))]
         t_curr = t_next
         n_fore, sum_fore, n_back, sum_back = sums
         mean_fore = np.float64(sum_fore) / n_fore if n_fore else np.float64(np.nan)
@@ -291,14 +307,20 @@ def li_threshold(count: int, minimum: float, total: float) -> stats.Algorithm:
             t_next = (mean_back - mean_fore) / (np.log(mean_back) - np.log(mean_fore))
         # The next step's sums and what lies between the two thresholds, in one pass.
         low, high = sorted((float(t_curr), float(t_next))) if np.isfinite(t_next) else (0, 0)
-        sums = yield [
+        fetched = yield [
             stats.SplitSums(float(shift), float(t_next)),
             stats.ShiftedBetween(float(shift), low, high),
         ]
+        going_on = yield from _li_goes_on(shift, t_curr, t_next, fetched)
+        if not going_on:
+            break
+        sums = fetched[0]
     return float(t_next + shift)
 
 
-def _li_goes_on(shift, t_curr, t_next, fetched) -> stats.Algorithm:
+def _li_goes_on(
+    shift: float, t_curr: float, t_next: float, fetched: list[Any]
+) -> stats.Algorithm[bool]:
     """Whether scikit-image's Li loop runs another step: ``|t_next - t_curr| > tolerance``.
 
     ``fetched`` holds the next step's sums and what lies between the thresholds.

@@ -8,7 +8,7 @@ floating-point rounding of the sums (they are added in another order).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dask
 import dask.array as da
@@ -82,7 +82,10 @@ def table_from_sums(
     denominator: str | None,
 ) -> pd.DataFrame:
     """The table of ``measure_plane`` from merged counts and sums."""
-    table = {"label": present.astype(np.int64), "area": area.astype(np.int64)}
+    table: dict[str, np.ndarray] = {
+        "label": present.astype(np.int64),
+        "area": area.astype(np.int64),
+    }
     for index, name in enumerate(channel_names):
         table[f"mean_{name}"] = sums[:, index] / area
     if numerator is not None and denominator is not None:
@@ -94,7 +97,7 @@ def table_from_sums(
 def tiled_tables(
     im: xr.DataArray,
     labels: xr.DataArray,
-    planes: Sequence[dict],
+    planes: Sequence[Mapping[str, int]],
     channel_names: Sequence[str],
     numerator: str | None,
     denominator: str | None,
@@ -145,8 +148,8 @@ def _tile_sums_task(image: np.ndarray, labels: np.ndarray) -> tuple:
     return tile_sums(image, labels)
 
 
-def _select(array: xr.DataArray, data, where: dict):
-    index = tuple(where.get(dim, slice(None)) for dim in array.dims)
+def _select(array: xr.DataArray, data: da.Array, where: Mapping[str, int]) -> da.Array:
+    index = tuple(where.get(str(dim), slice(None)) for dim in array.dims)
     return data[index]
 
 

@@ -24,7 +24,7 @@ Watershed splitting of touching cells is refused on tiles (see
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import dask
 import dask.array as da
@@ -192,7 +192,11 @@ def keep_packed(mask: da.Array) -> da.Array:
     )
 
 
-def _unpack_block(packed: np.ndarray, block_info=None) -> np.ndarray:
+def _unpack_block(
+    packed: np.ndarray, block_info: dict[int | None, dict[str, Any]] | None = None
+) -> np.ndarray:
+    if block_info is None:
+        raise ValueError("unpacking a mask tile needs dask's block_info (run it via map_blocks)")
     shape = tuple(block_info[None]["chunk-shape"])
     bits = packed.reshape(-1)[0]
     return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
