@@ -11,14 +11,15 @@ is labelled here by a compiled run-length pass instead: foreground runs along
 the last axis, joined with the runs they touch on the neighbouring lines, and
 numbered in raster order of their first pixel, as scipy numbers labels. The
 runs (8 bytes each for lines shorter than 65536 pixels; far fewer runs than
-pixels for blob-like masks, at worst half the pixels, for a checkerboard) are all a tile keeps until the final
-relabelling paints them with their global numbers.
+pixels for blob-like masks, at worst half the pixels, for a checkerboard) are
+all a tile keeps until the final relabelling paints them with their global
+numbers.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import dask.array as da
 import numba
@@ -66,7 +67,7 @@ def label_structure(ndim: int, connectivity: int = 1) -> np.ndarray:
     return ndi.generate_binary_structure(ndim, connectivity)
 
 
-def label(mask, connectivity: int = 1) -> tuple[da.Array, da.Array]:
+def label(mask: da.Array | np.ndarray, connectivity: int = 1) -> tuple[da.Array, da.Array]:
     """Label the connected components of a chunked mask, like scipy on the whole image.
 
     Parameters
@@ -149,7 +150,7 @@ def _check_connectivity(ndim: int, connectivity: int) -> None:
         raise ValueError(f"connectivity must be from 1 to ndim={ndim}, got {connectivity}")
 
 
-def _as_dask_mask(mask) -> da.Array:
+def _as_dask_mask(mask: object) -> da.Array:
     if isinstance(mask, da.Array):
         return mask
     if isinstance(mask, np.ndarray):
@@ -167,15 +168,18 @@ def _drop_empty_chunks(mask: da.Array) -> da.Array:
 # ---------------------------------------------------------------- graph
 
 
-def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
+def _label_graph(
+    mask: da.Array, connectivity: int, out_dtype: np.dtype
+) -> tuple[da.Array, da.Array]:
     """Chain the three stages with map_blocks and one blockwise merge."""
     ndim = mask.ndim
     grid = mask.numblocks
     one_cell_per_block = tuple((1,) * n for n in grid)
     cell_meta = np.empty((0,) * ndim, dtype=object)
     # Stage 1: one object per block (held in a 1 x ... x 1 object array): its runs.
-    tiles = mask.map_blocks(
+    tiles = da.map_blocks(
         _label_tile_cell,
+        mask,
         connectivity,
         chunks=one_cell_per_block,
         dtype=object,
@@ -183,8 +187,14 @@ def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
         token="label-tiles",
     )
     # Only the small reports travel to the merge, not the runs.
-    reports = tiles.map_blocks(
-        _report_cell, mask.shape, grid, dtype=object, meta=cell_meta, token="label-reports"
+    reports = da.map_blocks(
+        _report_cell,
+        tiles,
+        mask.shape,
+        grid,
+        dtype=object,
+        meta=cell_meta,
+        token="label-reports",
     )
     # Stage 2: every block index contracted into one 0-d task.
     block_index = tuple(range(ndim))
@@ -212,8 +222,12 @@ def _label_graph(mask: da.Array, connectivity: int, out_dtype: np.dtype):
         meta=np.empty((0,) * ndim, dtype=out_dtype),
         token="label-paint",
     )
-    count = merged.map_blocks(
-        _object_count, dtype=np.int64, meta=np.empty((), dtype=np.int64), token="label-count"
+    count = da.map_blocks(
+        _object_count,
+        merged,
+        dtype=np.int64,
+        meta=np.empty((), dtype=np.int64),
+        token="label-count",
     )
     return labels, count
 
@@ -245,15 +259,19 @@ class _Tile(NamedTuple):
         return len(self.first_runs)
 
 
-def _wrap(value, ndim: int) -> np.ndarray:
+def _wrap(value: object, ndim: int) -> np.ndarray:
     """Hold ``value`` in a 1 x ... x 1 object array: one cell per block."""
     cell = np.empty((1,) * ndim, dtype=object)
     cell[(0,) * ndim] = value
     return cell
 
 
-def _label_tile_cell(block: np.ndarray, connectivity: int, block_info=None) -> np.ndarray:
+def _label_tile_cell(
+    block: np.ndarray, connectivity: int, block_info: dict[Any, Any] | None = None
+) -> np.ndarray:
     """Stage 1 for one block: label it into runs."""
+    if block_info is None:
+        raise ValueError("_label_tile_cell needs the block_info that map_blocks passes")
     origin = tuple(low for low, _ in block_info[0]["array-location"])
     return _wrap(_label_tile(block, connectivity, origin), block.ndim)
 
@@ -282,7 +300,9 @@ def _label_tile(block: np.ndarray, connectivity: int, origin: tuple[int, ...]) -
     return _Tile(block.shape, line_start, starts, ends, run_labels, first_runs, origin)
 
 
-def _neighbour_lines(shape: tuple[int, ...], connectivity: int):
+def _neighbour_lines(
+    shape: tuple[int, ...], connectivity: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The earlier lines a line touches, as offsets over the leading axes.
 
     A pixel touches those whose coordinates differ by one in at most
@@ -298,7 +318,7 @@ def _neighbour_lines(shape: tuple[int, ...], connectivity: int):
     index), widened : (m,) bool
     """
     lead = shape[:-1]
-    line_strides = np.cumprod((1,) + lead[::-1][:-1])[::-1] if lead else np.empty(0, np.int64)
+    line_strides = np.cumprod((1, *lead[::-1][:-1]))[::-1] if lead else np.empty(0, np.int64)
     offsets, steps, widened = [], [], []
     for offset in itertools.product((-1, 0, 1), repeat=len(lead)):
         differing = sum(o != 0 for o in offset)
@@ -447,14 +467,26 @@ def _line_ends(line_start, starts, ends, run_labels, width):
 
 # ---------------------------------------------------------------- reports
 
+# (n_labels, first pixels, faces): what one block tells the merge, see _report.
+_Report: TypeAlias = tuple[int, np.ndarray, tuple[np.ndarray | None, ...]]
 
-def _report_cell(cell, image_shape, grid, block_id=None) -> np.ndarray:
+
+def _report_cell(
+    cell: np.ndarray,
+    image_shape: tuple[int, ...],
+    grid: tuple[int, ...],
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
     """What the merge needs from one block: label count, first pixels, faces."""
+    if block_id is None:
+        raise ValueError("_report_cell needs the block_id that map_blocks passes")
     tile = cell.item()
     return _wrap(_report(tile, image_shape, block_id, grid), len(grid))
 
 
-def _report(tile: _Tile, image_shape, block_id, grid) -> tuple:
+def _report(
+    tile: _Tile, image_shape: tuple[int, ...], block_id: tuple[int, ...], grid: tuple[int, ...]
+) -> _Report:
     """(n_labels, global raster index of each label's first pixel, faces).
 
     ``faces[2 * axis]`` and ``faces[2 * axis + 1]`` are the local labels of
@@ -465,9 +497,9 @@ def _report(tile: _Tile, image_shape, block_id, grid) -> tuple:
     first_lines = np.searchsorted(tile.line_start, tile.first_runs, side="right") - 1
     local_flat = first_lines * width + tile.starts[tile.first_runs]
     coords = np.unravel_index(local_flat, tile.shape)
-    global_coords = tuple(c + s for c, s in zip(coords, tile.origin))
+    global_coords = tuple(c + s for c, s in zip(coords, tile.origin, strict=True))
     first_pixels = np.ravel_multi_index(global_coords, image_shape).astype(np.int64)
-    faces = []
+    faces: list[np.ndarray | None] = []
     for axis, position in enumerate(block_id):
         for side, wanted in ((0, position > 0), (-1, position < grid[axis] - 1)):
             faces.append(_face(tile, axis, side) if wanted else None)
@@ -493,7 +525,9 @@ def _face(tile: _Tile, axis: int, side: int) -> np.ndarray:
 # ---------------------------------------------------------------- merge
 
 
-def _merge_reports(nested_reports: list, grid: tuple, connectivity: int, dtype_str: str):
+def _merge_reports(
+    nested_reports: list[Any], grid: tuple[int, ...], connectivity: int, dtype_str: str
+) -> np.ndarray:
     """Join touching labels and number objects in scipy's order (stage 2).
 
     Returns
@@ -509,14 +543,16 @@ def _merge_reports(nested_reports: list, grid: tuple, connectivity: int, dtype_s
     return merged
 
 
-def _flatten(nested) -> list:
+def _flatten(nested: list[Any] | np.ndarray) -> list[np.ndarray]:
     """The blocks of a nested list (one level per axis), in C order."""
     if isinstance(nested, list):
         return [cell for item in nested for cell in _flatten(item)]
     return [nested]
 
 
-def _merge(reports: list, grid: tuple, connectivity: int, dtype: np.dtype) -> tuple:
+def _merge(
+    reports: list[_Report], grid: tuple[int, ...], connectivity: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, int]:
     counts = np.array([report[0] for report in reports], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(counts)))
     total = int(offsets[-1])
@@ -550,7 +586,9 @@ def _merge(reports: list, grid: tuple, connectivity: int, dtype: np.dtype) -> tu
     return rank[representative], offsets, len(objects)
 
 
-def _touching_pairs(reports: list, offsets: np.ndarray, grid: tuple, connectivity: int):
+def _touching_pairs(
+    reports: list[_Report], offsets: np.ndarray, grid: tuple[int, ...], connectivity: int
+) -> np.ndarray:
     """(m, 2) global piece ids touching across the internal chunk boundaries."""
     found = [np.empty((0, 2), dtype=np.int64)]
     for axis in range(len(grid)):
@@ -561,45 +599,59 @@ def _touching_pairs(reports: list, offsets: np.ndarray, grid: tuple, connectivit
     return np.concatenate(found)
 
 
-def _strip(reports, offsets, grid, axis, position, face_index) -> np.ndarray:
+def _strip(
+    reports: list[_Report],
+    offsets: np.ndarray,
+    grid: tuple[int, ...],
+    axis: int,
+    position: int,
+    face_index: int,
+) -> np.ndarray:
     """One face of every block at ``position`` along ``axis``, as a strip of global ids.
 
     Background is -1; the blocks' faces are laid side by side in the order of
     the other axes (``np.block``'s nesting).
     """
 
-    def global_ids(index):
+    def global_ids(index: tuple[int, ...]) -> np.ndarray:
         linear = int(np.ravel_multi_index(index, grid))
         face = reports[linear][2][face_index]
+        # Only image borders have no face, and strips lie on internal boundaries.
+        assert face is not None
         return np.where(face > 0, face.astype(np.int64) + offsets[linear] - 1, -1)
 
     other_axes = [a for a in range(len(grid)) if a != axis]
 
-    def nest(level: int, index: list[int]):
+    def nest(level: int, index: list[int]) -> np.ndarray | list[Any]:
         if level == len(other_axes):
             full = list(index)
             full.insert(axis, position)
             return global_ids(tuple(full))
-        return [nest(level + 1, index + [i]) for i in range(grid[other_axes[level]])]
+        return [nest(level + 1, [*index, i]) for i in range(grid[other_axes[level]])]
 
-    nested = nest(0, [])
-    return nested if not other_axes else np.block(nested)
+    if not other_axes:
+        return global_ids((position,))
+    return np.block(nest(0, []))
 
 
-def _pairs_across(low: np.ndarray, high: np.ndarray, connectivity: int) -> list:
+def _pairs_across(low: np.ndarray, high: np.ndarray, connectivity: int) -> list[np.ndarray]:
     """Pairs of ids touching from ``low`` (last slice before a boundary) to ``high``.
 
     A pixel of ``low`` touches the pixels of ``high`` shifted by -1, 0 or +1
     along the other axes, as long as the offset (with the step across the
     boundary) has at most ``connectivity`` non-zero coordinates.
     """
-    found = []
+    found: list[np.ndarray] = []
     for shift in itertools.product((-1, 0, 1), repeat=low.ndim):
         if 1 + sum(s != 0 for s in shift) > connectivity:
             continue
         # low[x] faces high[x + shift]: crop both to where that exists.
-        low_part = low[tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, low.shape))]
-        high_part = high[tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, high.shape))]
+        low_part = low[
+            tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, low.shape, strict=True))
+        ]
+        high_part = high[
+            tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, high.shape, strict=True))
+        ]
         touching = (low_part >= 0) & (high_part >= 0)
         if touching.any():
             pairs = np.stack((low_part[touching], high_part[touching]), axis=1)
@@ -610,8 +662,16 @@ def _pairs_across(low: np.ndarray, high: np.ndarray, connectivity: int) -> list:
 # ---------------------------------------------------------------- painting
 
 
-def _paint_cell(cell, merged, grid: tuple, dtype_str: str, block_id=None) -> np.ndarray:
+def _paint_cell(
+    cell: np.ndarray,
+    merged: np.ndarray,
+    grid: tuple[int, ...],
+    dtype_str: str,
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
     """Stage 3 for one block: paint its runs with their final labels."""
+    if block_id is None:
+        raise ValueError("_paint_cell needs the block_id that map_blocks passes")
     tile = cell.item()
     table, offsets, _ = merged.item()
     linear = int(np.ravel_multi_index(block_id, grid))
@@ -632,5 +692,5 @@ def _paint_cell(cell, merged, grid: tuple, dtype_str: str, block_id=None) -> np.
     return out.reshape(tile.shape)
 
 
-def _object_count(merged) -> np.ndarray:
+def _object_count(merged: np.ndarray) -> np.ndarray:
     return np.array(merged.item()[2], dtype=np.int64)

@@ -285,7 +285,7 @@ def test_structure_joins_diagonal_pixels_only_with_full_connectivity():
 
 @pytest.mark.parametrize("ndim", [0, 2])
 def test_structure_rejects_bad_connectivity(ndim):
-    with pytest.raises(ValueError, match="connectivity|dimension"):
+    with pytest.raises(ValueError, match=r"connectivity|dimension"):
         label_structure(ndim, 3)
 
 

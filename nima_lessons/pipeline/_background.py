@@ -10,6 +10,7 @@ background pixels of a plane and takes their median.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -163,8 +164,8 @@ def inverse_yen_mask(plane: np.ndarray) -> np.ndarray:
     return local > skimage.filters.threshold_yen(local)
 
 
-def _median_of_mask(mask_function: Callable) -> Callable:
-    def level(plane: np.ndarray, **options) -> float:
+def _median_of_mask(mask_function: Callable[..., np.ndarray]) -> Callable[..., float]:
+    def level(plane: np.ndarray, **options: Any) -> float:
         plane = np.asarray(plane)
         finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
         if finite.size == 0:
@@ -189,7 +190,7 @@ arcsinh_level = _median_of_mask(arcsinh_mask)
 entropy_level = _median_of_mask(entropy_mask)
 inverse_yen_level = _median_of_mask(inverse_yen_mask)
 
-_LEVELS = {
+_LEVELS: dict[str, Callable[..., float]] = {
     "li": li_level,
     "percentile": percentile_level,
     "sigma": sigma_level,
@@ -215,7 +216,7 @@ BACKGROUND_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def background_level(plane: np.ndarray, method: str = "li", **options) -> np.ndarray:
+def background_level(plane: np.ndarray, method: str = "li", **options: Any) -> np.ndarray:
     """Return the background level of one plane as a 0-d float64 array.
 
     Parameters
@@ -236,7 +237,7 @@ def background_level(plane: np.ndarray, method: str = "li", **options) -> np.nda
     return np.asarray(_LEVELS[method](plane, **options), dtype=np.float64)
 
 
-def _check_options(method: str, options: dict) -> None:
+def _check_options(method: str, options: dict[str, Any]) -> None:
     if method not in _LEVELS:
         raise ValueError(f"method must be one of {BACKGROUND_METHODS}, got {method!r}")
     allowed = BACKGROUND_OPTIONS[method]
@@ -261,7 +262,7 @@ def _check_options(method: str, options: dict) -> None:
 
 
 def background(
-    im: xr.DataArray, method: str = "li", **options
+    im: xr.DataArray, method: str = "li", **options: Any
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Subtract a per-plane background level, clipping at 0, lazily.
 

@@ -110,7 +110,9 @@ def measure_plane(
     return pd.DataFrame(table)
 
 
-def _ratio_image_columns(ratio_image) -> dict[str, xr.DataArray]:
+def _ratio_image_columns(
+    ratio_image: xr.DataArray | Mapping[str, xr.DataArray] | None,
+) -> dict[str, xr.DataArray]:
     if ratio_image is None:
         return {}
     if isinstance(ratio_image, xr.DataArray):
@@ -192,7 +194,8 @@ def measure(
     >>> image = np.ones((2, 2, 1, 3, 3)); image[:, 0] = 4.0
     >>> im = xr.DataArray(image, dims=("T", "C", "Z", "Y", "X"), coords={"C": ["G", "C"]})
     >>> cells = xr.DataArray(np.ones((2, 1, 3, 3), np.int32), dims=("T", "Z", "Y", "X"))
-    >>> measure(im, cells, ratio_image=im.sel(C="G") / im.sel(C="C"))[["T", "label", "ratio_median"]]
+    >>> table = measure(im, cells, ratio_image=im.sel(C="G") / im.sel(C="C"))
+    >>> table[["T", "label", "ratio_median"]]
        T  label  ratio_median
     0  0      1           4.0
     1  1      1           4.0

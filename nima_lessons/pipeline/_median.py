@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -149,7 +150,8 @@ def _row_is_special(row):
 def _row_is_special_impl(row):
     if not isinstance(row.dtype, types.Float):
         return lambda row: False
-    bits_type = {32: np.int32, 64: np.int64}[row.dtype.bitwidth]
+    signed_of_width: dict[int, type[np.signedinteger]] = {32: np.int32, 64: np.int64}
+    bits_type = signed_of_width[row.dtype.bitwidth]
     magnitude = bits_type(np.iinfo(bits_type).max)
     infinity = np.array(np.inf, dtype=row.dtype.name).view(bits_type)[()]
     negative_zero = bits_type(np.iinfo(bits_type).min)
@@ -268,7 +270,12 @@ def _band_count(plane: np.ndarray) -> int:
     return max(1, min(_available_cores(), plane.shape[0] // _BAND_MIN_ROWS))
 
 
-def _run_kernel(kernel, plane: np.ndarray, out: np.ndarray, bands: int) -> bool:
+def _run_kernel(
+    kernel: Callable[[np.ndarray, np.ndarray, int, int], bool],
+    plane: np.ndarray,
+    out: np.ndarray,
+    bands: int,
+) -> bool:
     """Run ``kernel`` on ``bands`` row bands, the first on this thread; return "special"."""
     n_rows = plane.shape[0]
     bands = max(1, min(bands, n_rows))

@@ -56,7 +56,9 @@ def smoothed_ratio_plane(
     return result
 
 
-def check_median_sizes(median_sizes, name: str = "median_sizes") -> tuple[int, ...]:
+def check_median_sizes(
+    median_sizes: Sequence[int] | None, name: str = "median_sizes"
+) -> tuple[int, ...]:
     """Return ``median_sizes`` as a tuple of odd integers >= 1, or raise a ValueError."""
     sizes = tuple(median_sizes or ())
     if any(

@@ -9,7 +9,7 @@ as nima does, so that a cell keeps its number at every time point.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import dask.array as da
@@ -35,7 +35,8 @@ __all__ = [
 MaskCleanup = Literal["fill_holes", "closing"]
 MASK_CLEANUPS = ("fill_holes", "closing")
 
-THRESHOLD_METHODS = {
+ThresholdMethod = Literal["yen", "li", "otsu"]
+THRESHOLD_METHODS: dict[str, Callable[[np.ndarray], float]] = {
     "yen": skimage.filters.threshold_yen,
     "li": skimage.filters.threshold_li,
     "otsu": skimage.filters.threshold_otsu,
@@ -51,7 +52,7 @@ def geometric_mean(planes: np.ndarray) -> np.ndarray:
     return np.prod(stack, axis=0) ** (1.0 / stack.shape[0])
 
 
-def threshold_mask(plane: np.ndarray, method: str = "yen") -> np.ndarray:
+def threshold_mask(plane: np.ndarray, method: ThresholdMethod = "yen") -> np.ndarray:
     """Boolean mask of the pixels above the plane's automatic threshold.
 
     A plane without contrast (constant, or non-finite everywhere) gives an
@@ -105,7 +106,7 @@ def split_touching(mask: np.ndarray, seed_depth_px: float = 2.0) -> np.ndarray:
 
 def segment_plane(
     planes: np.ndarray,
-    method: str = "yen",
+    method: ThresholdMethod = "yen",
     min_size: int = 20,
     watershed: bool = False,
     seed_depth_px: float = 2.0,
@@ -153,7 +154,7 @@ def segment_plane(
 
 def segment(
     im: xr.DataArray,
-    method: str = "yen",
+    method: ThresholdMethod = "yen",
     min_size: int = 20,
     watershed: bool = False,
     channels: Sequence[str] | None = None,
@@ -293,7 +294,7 @@ def label_through_time(labels: xr.DataArray) -> xr.DataArray:
     return result.transpose(*labels.dims)
 
 
-def _label_volume(volume) -> np.ndarray | da.Array:
+def _label_volume(volume: np.ndarray | da.Array) -> np.ndarray | da.Array:
     """Face-connected labels of one (T, Y, X) mask, as int32; lazy if ``volume`` is."""
     if isinstance(volume, da.Array):
         numbered, _ = label_chunked(volume, connectivity=1)

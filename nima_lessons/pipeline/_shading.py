@@ -15,6 +15,7 @@ import dask.array as da
 import numba
 import numpy as np
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from nima_lessons.pipeline._lift import apply_per_plane, check_dims, is_lazy, is_tiled
 
@@ -58,7 +59,9 @@ def shading_plane(plane: np.ndarray, dark: np.ndarray, flat: np.ndarray) -> np.n
     return _shading_numpy(plane, dark, flat, dtype)
 
 
-def _shading_numpy(plane, dark, flat, dtype: np.dtype) -> np.ndarray:
+def _shading_numpy(
+    plane: np.ndarray, dark: np.ndarray, flat: np.ndarray, dtype: np.dtype
+) -> np.ndarray:
     """The numpy expression the kernel replaces (and the path for other shapes)."""
     corrected = np.subtract(plane, dark, dtype=dtype)
     # Overflow to inf and inf / inf = NaN are the IEEE results the kernel gives silently.
@@ -98,7 +101,7 @@ def _shading_kernel(plane, dark, flat, out):  # pragma: no cover - compiled
                 out[i, j] = zero
 
 
-def as_constant(frame, im: xr.DataArray, name: str) -> xr.DataArray:
+def as_constant(frame: ArrayLike | xr.DataArray, im: xr.DataArray, name: str) -> xr.DataArray:
     """Turn a dark or flat frame into a (C, Y, X) or (Y, X) DataArray matching ``im``.
 
     Parameters
@@ -187,7 +190,9 @@ def _align_channels(frame: xr.DataArray, im: xr.DataArray, name: str) -> xr.Data
     return frame
 
 
-def shading(im: xr.DataArray, dark, flat) -> xr.DataArray:
+def shading(
+    im: xr.DataArray, dark: ArrayLike | xr.DataArray, flat: ArrayLike | xr.DataArray
+) -> xr.DataArray:
     """Correct uneven illumination: ``(im - dark) / flat``, clipped at 0.
 
     Parameters

@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from nima_lessons.io import select_channels
 from nima_lessons.pipeline._background import (
@@ -40,10 +41,10 @@ class PipelineConfig:
         skips it (nima's ``--hotpixels``: a radius-1 disk; off by default).
     median_footprint : {"disk", "square"}
         Shape of the median neighbourhood.
-    background_method : {"li", "percentile", "sigma", "li_adaptive", "li_li", "arcsinh", "adaptive", "entropy", "inverse_yen"}
+    background_method : str
         Per-plane background estimator, see :func:`background`: this project's
-        "li", "percentile" and "sigma", or nima's methods ("li_adaptive" is
-        nima's default).
+        "li", "percentile" and "sigma", or nima's methods "li_adaptive" (nima's
+        default), "li_li", "arcsinh", "adaptive", "entropy" and "inverse_yen".
     background_percentile : float
         Percentile used by ``background_method="percentile"``.
     background_block_size : int or None
@@ -177,7 +178,10 @@ PRESETS: dict[str, PipelineConfig] = {
 
 
 def run_pipeline(
-    im: xr.DataArray, dark=None, flat=None, config: PipelineConfig | None = None
+    im: xr.DataArray,
+    dark: ArrayLike | xr.DataArray | None = None,
+    flat: ArrayLike | xr.DataArray | None = None,
+    config: PipelineConfig | None = None,
 ) -> xr.Dataset:
     """Chain the nima steps on an image; nothing is computed.
 

@@ -24,7 +24,7 @@ def blobs_image(seed, shape=(2, 2, 2, 64, 64)):
         cy, cx = rng.uniform(6, shape[-2] - 6, 2)
         radius = rng.uniform(1.0, 7.0)
         disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-        data[..., disc] += rng.uniform(100, 300, shape[:3] + (1,))
+        data[..., disc] += rng.uniform(100, 300, (*shape[:3], 1))
     data[..., 30:33, 40:43] = 2.0  # a hole when it falls inside a disc
     return xr.DataArray(data, dims=DIMS, coords={"C": ["G", "C"]})
 
