@@ -227,7 +227,8 @@ def segment(
     from nima_lessons.pipeline._tiled_segment import tiled_segment
 
     if is_tiled(im):  # planes split into tiles: exact tile-wise version
-        return tiled_segment(im, method, min_size, watershed, seed_depth_px)
+        tiled = tiled_segment(im, method, min_size, watershed, seed_depth_px, cleanup=cleanup)
+        return label_through_time(tiled) if through_time else tiled
     labels = apply_per_plane(
         segment_plane,
         im,

@@ -163,3 +163,13 @@ def test_watershed_and_unknown_methods_are_refused_on_tiles():
         segment(tiled, "li", watershed=True)
     # On whole planes nothing changes.
     assert segment(channels_image(4), "li", watershed=True).shape == (2, 1, 90, 90)
+
+
+@pytest.mark.parametrize("through_time", [False, True])
+def test_segment_passes_cleanup_and_through_time_to_tiles(through_time):
+    image = channels_image(5)
+    tiled = image.chunk({"T": 1, "C": 1, "Z": 1, "Y": 25, "X": 40})
+    options = {"min_size": 15, "cleanup": "closing", "through_time": through_time}
+    on_tiles = segment(tiled, "li", **options).values
+    on_planes = segment(image.chunk({"T": 1, "C": 1, "Z": 1}), "li", **options).values
+    np.testing.assert_array_equal(on_tiles, on_planes)
