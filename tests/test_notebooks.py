@@ -52,6 +52,16 @@ def test_outputs_are_fresh_and_error_free(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_kernelspec_is_the_one_jupyterlab_writes(path):
+    # A different display name makes JupyterLab mark the notebook modified on opening.
+    assert load(path)["metadata"]["kernelspec"] == {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_lesson_has_objectives_and_summary(path):
     markdown = [text_of(c).lower() for c in load(path)["cells"] if c["cell_type"] == "markdown"]
     assert "learning objectives" in markdown[0] or "learning objectives" in markdown[1]
