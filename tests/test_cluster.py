@@ -267,11 +267,13 @@ def test_pipeline_runs_through_a_tls_secured_scheduler_and_worker(tmp_path):
         address = cluster.scheduler_address
         assert address.startswith("tls://127.0.0.1:")
         # Plain TCP, or TLS without a certificate signed by the authority, is refused.
+        scheduler_before = dask.config.get("scheduler", None)
         for refused in (address.replace("tls://", "tcp://"), address):
             with pytest.raises(OSError, match="no dask scheduler answered"):
                 with use_scheduler(refused, timeout_seconds=3, security=Security()):
                     pass
-            assert dask.config.get("scheduler", None) is None  # nothing left pointing at it
+            # Nothing is left pointing at the refused scheduler.
+            assert dask.config.get("scheduler", None) == scheduler_before
         with use_scheduler(address, security=security) as client:
             assert client.scheduler_info()["address"] == address
             save(result, tmp_path / "tls.zarr")

@@ -200,13 +200,13 @@ def run_all(args: argparse.Namespace) -> int:
         dataset_path,
         ensure_dataset,
     )
-    from nima_lessons.course.synthetic.datasets import is_complete
+    from nima_lessons.course.synthetic.datasets import is_dataset_complete
 
     root = args.out or data_dir()
     print(f"size preset: {size_name(args.size)}; data folder: {root}")
     for name in DATASETS:
         path = dataset_path(name, root, args.size, args.seed)
-        kept = not args.overwrite and is_complete(
+        kept = not args.overwrite and is_dataset_complete(
             name, path, dataset_parameters(name, args.size, args.seed)
         )
         path = ensure_dataset(
