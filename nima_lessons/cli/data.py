@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nima_lessons.cli._exit import exit_code
@@ -106,59 +107,69 @@ def add_all_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_nuclei(args: argparse.Namespace) -> int:
     """Write the nuclei OME-Zarr store."""
-    from nima_lessons.course.synthetic import dataset_path, write_nuclei_zarr
+    from nima_lessons.course.synthetic import write_nuclei_zarr
 
     preset = size_preset(args.size)
-    out = args.out or dataset_path("nuclei", size=args.size, seed=args.seed)
-    path = write_nuclei_zarr(
-        out,
+    return _write_dataset(
+        args,
+        "nuclei",
+        write_nuclei_zarr,
         shape=tuple(args.shape or preset["nuclei_shape"]),
         chunks=tuple(args.chunks or preset["nuclei_chunks"]),
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=False if args.no_progress else None,
     )
-    _report(path)
-    return 0
 
 
 def run_timelapse(args: argparse.Namespace) -> int:
     """Write the TIFF-folder time-lapse."""
-    from nima_lessons.course.synthetic import dataset_path, write_tiff_timelapse
+    from nima_lessons.course.synthetic import write_tiff_timelapse
 
     sizes = size_preset(args.size)["timelapse"]
-    out = args.out or dataset_path("timelapse", size=args.size, seed=args.seed)
-    path = write_tiff_timelapse(
-        out,
+    return _write_dataset(
+        args,
+        "timelapse",
+        write_tiff_timelapse,
         n_t=_pick(args.n_t, sizes["n_t"]),
         n_c=_pick(args.n_c, sizes["n_c"]),
         n_z=_pick(args.n_z, sizes["n_z"]),
         shape=tuple(args.shape or sizes["shape"]),
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=False if args.no_progress else None,
     )
-    _report(path)
-    return 0
 
 
 def run_ratiometric(args: argparse.Namespace) -> int:
     """Write the ratiometric dataset folder."""
-    from nima_lessons.course.synthetic import dataset_path, write_ratiometric
+    from nima_lessons.course.synthetic import write_ratiometric
 
     sizes = size_preset(args.size)["ratiometric"]
-    out = args.out or dataset_path("ratiometric", size=args.size, seed=args.seed)
-    path = write_ratiometric(
-        out,
+    return _write_dataset(
+        args,
+        "ratiometric",
+        write_ratiometric,
         n_t=_pick(args.n_t, sizes["n_t"]),
         n_z=_pick(args.n_z, sizes["n_z"]),
         shape=tuple(args.shape or sizes["shape"]),
         n_cells=_pick(args.n_cells, sizes["n_cells"]),
+    )
+
+
+def _write_dataset(
+    args: argparse.Namespace, name: str, writer: Callable[..., Path], **sizes
+) -> int:
+    """Write dataset ``name`` with ``writer`` and the common options; print where it went.
+
+    The output is ``--out``, or else the dataset's place in the data folder for
+    ``--size`` and ``--seed``.
+    """
+    from nima_lessons.course.synthetic import dataset_path
+
+    out = args.out or dataset_path(name, size=args.size, seed=args.seed)
+    path = writer(
+        out,
+        **sizes,
         seed=args.seed,
         overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )
-    _report(path)
+    print(f"wrote {path}")
     return 0
 
 
@@ -248,10 +259,6 @@ def _pair(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
 
 def _pick(given, default):
     return default if given is None else given
-
-
-def _report(path: Path) -> None:
-    print(f"wrote {path}")
 
 
 def _parse_frames(text: str, n_frames: int) -> range:

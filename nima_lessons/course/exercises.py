@@ -115,6 +115,26 @@ def _not_a_function(answer: object, name: str) -> Feedback | None:
     )
 
 
+def _returned_none(name: str, case: str, first: bool, hints: tuple[str, ...] = ()) -> Feedback:
+    """Feedback on a None result: not yet written on the first case, a wrong answer after."""
+    if first:
+        return _unsolved(name)
+    return Feedback(False, f"`{name}` returned None on {case}.", hints)
+
+
+def _not_lazy(result: object, name: str, why: str) -> Feedback | None:
+    """Feedback when ``result`` is not a dask array (``why`` ends the computed-array message)."""
+    if isinstance(result, np.ndarray):
+        return Feedback(
+            False,
+            f"`{name}` returned a computed numpy array{why}",
+            ("drop the .compute() (or np.asarray) at the end",),
+        )
+    if not isinstance(result, da.Array):
+        return Feedback(False, f"`{name}` returned {_kind(result)}; expected a dask array.")
+    return None
+
+
 def _kind(value: object) -> str:
     if isinstance(value, (bool, np.bool_)):
         return f"the boolean {value!r}"
@@ -422,13 +442,7 @@ def check_first_uniform_frame(func) -> Feedback:
                 ),
             )
         if result is None:
-            return (
-                _unsolved(name)
-                if number == 0
-                else Feedback(
-                    False, f"`{name}` returned None on {case}.", ("return the index as an int",)
-                )
-            )
+            return _returned_none(name, case, number == 0, ("return the index as an int",))
         index = _as_whole_number(_compute(result))
         if index is None:
             return Feedback(
@@ -554,16 +568,11 @@ def _judge_projection(result, volume, reads, case, name, first) -> Feedback | No
     n_t = volume.shape[0]
     expected_shape = (n_t, *volume.shape[2:])
     if result is None:
-        return _unsolved(name) if first else Feedback(False, f"`{name}` returned None on {case}.")
+        return _returned_none(name, case, first)
     built = len(reads.distinct())
-    if isinstance(result, np.ndarray):
-        return Feedback(
-            False,
-            f"`{name}` returned a computed numpy array: the projection should stay lazy.",
-            ("drop the .compute() (or np.asarray) at the end",),
-        )
-    if not isinstance(result, da.Array):
-        return Feedback(False, f"`{name}` returned {_kind(result)}; expected a dask array.")
+    wrong_type = _not_lazy(result, name, ": the projection should stay lazy.")
+    if wrong_type is not None:
+        return wrong_type
     if built:
         return Feedback(
             False,
@@ -696,15 +705,10 @@ def _judge_tophat(result, image, tiles, size, reads, pieces, case, name, first):
     from nima_lessons.tiling import overlap_for
 
     if result is None:
-        return _unsolved(name) if first else Feedback(False, f"`{name}` returned None on {case}.")
-    if isinstance(result, np.ndarray):
-        return Feedback(
-            False,
-            f"`{name}` returned a computed numpy array; return the lazy dask array.",
-            ("drop the .compute() (or np.asarray) at the end",),
-        )
-    if not isinstance(result, da.Array):
-        return Feedback(False, f"`{name}` returned {_kind(result)}; expected a dask array.")
+        return _returned_none(name, case, first)
+    wrong_type = _not_lazy(result, name, "; return the lazy dask array.")
+    if wrong_type is not None:
+        return wrong_type
     if len(reads):
         return Feedback(
             False,
@@ -847,11 +851,7 @@ def check_tiled_count(func) -> Feedback:
         except _LearnerError as error:
             return _raised(name, error, case)
         if result is None:
-            return (
-                _unsolved(name)
-                if number == 0
-                else Feedback(False, f"`{name}` returned None on {case}.")
-            )
+            return _returned_none(name, case, number == 0)
         count = _as_whole_number(result)
         if count is None:
             return _not_a_count(result, case, name)

@@ -51,6 +51,33 @@ def _new_axes(n_panels: int = 1, panel_inches: float = 3.2, height_inches: float
     return figure, list(axes[0])
 
 
+def _figure_for(ax, panel_inches: float = 5.5, height_inches: float = 3.4):
+    """Return the figure and axes to draw on: ``ax`` and its figure, or a new one-panel figure."""
+    if ax is None:
+        figure, (ax,) = _new_axes(1, panel_inches=panel_inches, height_inches=height_inches)
+        return figure, ax
+    return ax.figure, ax
+
+
+def _finish_panel(ax, title: str, chunks=None, shape=None, origin: tuple[int, int] = (0, 0)):
+    """Title an image panel, hide its axes and draw the tile borders when ``chunks`` is given."""
+    if chunks is not None:
+        draw_tile_grid(ax, chunks, shape, origin=origin)
+    ax.set_title(title)
+    ax.set_axis_off()
+
+
+def _label_ticks(ax, values) -> None:
+    """Put the x ticks at ``values`` exactly, labelled plainly, with no minor ticks."""
+    ax.set_xticks(values, [f"{value:g}" for value in values])
+    ax.minorticks_off()
+
+
+def _role_colours(roles) -> list[str]:
+    """Bar colour of each benchmark row role (:data:`ROLE_COLOURS`, grey when unknown)."""
+    return [ROLE_COLOURS.get(role, "grey") for role in roles]
+
+
 def _tile_edges(chunks, shape: tuple[int, int]) -> tuple[list[int], list[int]]:
     """Internal tile borders along Y and X, from a tile size or dask chunks."""
     import dask.array as da
@@ -99,11 +126,11 @@ def draw_tile_grid(
             ax.axvline(position, color=colour, linewidth=0.8)
 
 
-def _planes(panels: dict, kind: str) -> dict:
+def _planes(panels: Mapping, kind: str, argument: str = "panels", dtype=None) -> dict:
     """Return the panels as 2-D numpy arrays, or raise naming the offending one."""
     if not panels:
-        raise ValueError(f"panels must hold at least one {kind}")
-    images = {title: np.asarray(panel) for title, panel in panels.items()}
+        raise ValueError(f"{argument} must hold at least one {kind}")
+    images = {title: np.asarray(panel, dtype=dtype) for title, panel in panels.items()}
     for title, image in images.items():
         if image.ndim != 2:
             raise ValueError(f"{kind} {title!r} must be 2-D, got shape {image.shape}")
@@ -140,10 +167,7 @@ def show_images(panels: Mapping[str, np.ndarray], chunks=None, grey_levels: int 
     )
     for ax, (title, image) in zip(axes, images.items(), strict=True):
         ax.imshow(image, cmap=_grey(grey_levels), interpolation="nearest")
-        if chunks is not None:
-            draw_tile_grid(ax, chunks, image.shape)
-        ax.set_title(title)
-        ax.set_axis_off()
+        _finish_panel(ax, title, chunks, image.shape)
     return figure
 
 
@@ -181,11 +205,9 @@ def show_tiled_difference(whole, tiled, chunks, titles: Sequence[str] | None = N
     axes[0].imshow(whole, cmap=_grey(), vmin=low, vmax=high, interpolation="nearest")
     axes[1].imshow(tiled, cmap=_grey(), vmin=low, vmax=high, interpolation="nearest")
     _show_difference(axes[2], tiled - whole, figure)
-    for ax, title in zip(axes, titles, strict=True):
-        ax.set_title(title)
-        ax.set_axis_off()
-    for ax in axes[1:]:
-        draw_tile_grid(ax, chunks, whole.shape)
+    for index, (ax, title) in enumerate(zip(axes, titles, strict=True)):
+        # the whole image has no tiles
+        _finish_panel(ax, title, chunks if index else None, whole.shape)
     return figure
 
 
@@ -220,21 +242,14 @@ def show_differences(differences: Mapping[str, np.ndarray], chunks):
     ValueError
         If ``differences`` is empty or an image is not 2-D.
     """
-    if not differences:
-        raise ValueError("differences must hold at least one image")
-    images = {title: np.asarray(d, dtype=np.float64) for title, d in differences.items()}
-    for title, image in images.items():
-        if image.ndim != 2:
-            raise ValueError(f"difference {title!r} must be 2-D, got shape {image.shape}")
+    images = _planes(differences, "difference", argument="differences", dtype=np.float64)
     limit = max(float(np.abs(image).max()) for image in images.values()) or 1.0
     figure, axes = _new_axes(len(images))
     for ax, (title, image) in zip(axes, images.items(), strict=True):
         shown = ax.imshow(
             image, cmap=_difference_colours(), vmin=-limit, vmax=limit, interpolation="nearest"
         )
-        draw_tile_grid(ax, chunks, image.shape)
-        ax.set_title(title)
-        ax.set_axis_off()
+        _finish_panel(ax, title, chunks, image.shape)
     figure.colorbar(shown, ax=axes, shrink=0.8, label="tiled - whole")
     return figure
 
@@ -276,10 +291,7 @@ def plot_error_vs_depth(sweep, theory_depth_px: int | None = None, ax=None):
         raise ValueError(
             "sweep holds several tile sizes: select one (sweep[sweep.chunk_size == ...])"
         )
-    if ax is None:
-        figure, (ax,) = _new_axes(1, panel_inches=5.5, height_inches=3.4)
-    else:
-        figure = ax.figure
+    figure, ax = _figure_for(ax)
     table = sweep.sort_values("depth")
     ax.plot(table["depth"], table["max_abs_error"], "o-", label="max |tiled - whole|")
     ax.plot(table["depth"], table["rms_error"], "s-", label="RMS error")
@@ -319,17 +331,13 @@ def plot_overlap_cost(tile_sizes_px: Sequence[int], depths_px: Sequence[int], ax
     -------
     matplotlib.figure.Figure
     """
-    if ax is None:
-        figure, (ax,) = _new_axes(1, panel_inches=5.5, height_inches=3.4)
-    else:
-        figure = ax.figure
+    figure, ax = _figure_for(ax)
     tiles = np.asarray(tile_sizes_px, dtype=np.float64)
     for depth in depths_px:
         ax.plot(tiles, overlap_cost_factor(tiles, depth), "o-", label=f"margin {depth} px")
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(tiles, [f"{t:g}" for t in tiles])
-    ax.minorticks_off()
+    _label_ticks(ax, tiles)
     ax.set_yscale("log")
     ax.set_xlabel("tile size (px)")
     ax.set_ylabel("pixels read / pixels delivered")
@@ -363,10 +371,7 @@ def plot_strategies(table, y: StrategyError = "error", ax=None):
     missing = {"strategy", "chunk_size", y} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks the columns {sorted(missing)}")
-    if ax is None:
-        figure, (ax,) = _new_axes(1, panel_inches=5.5, height_inches=3.4)
-    else:
-        figure = ax.figure
+    figure, ax = _figure_for(ax)
     markers = iter("osD^vx*+")
     for strategy, rows in table.groupby("strategy", sort=False):
         rows = rows.sort_values("chunk_size")
@@ -374,8 +379,7 @@ def plot_strategies(table, y: StrategyError = "error", ax=None):
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
     sizes = sorted({float(size) for size in table["chunk_size"]})
-    ax.set_xticks(sizes, [f"{size:g}" for size in sizes])
-    ax.minorticks_off()
+    _label_ticks(ax, sizes)
     # Linear within +-1 count, logarithmic beyond: a large naive error and an
     # error of a few nuclei both stay readable, and an exact 0 sits on the axis.
     if y != "relative_error" and table[y].abs().max() > 10:
@@ -457,10 +461,7 @@ def show_labels(
             vmax=max(n_labels, 1),
             interpolation="nearest",
         )
-        if chunks is not None:
-            draw_tile_grid(ax, chunks, shape or image.shape, origin=origin)
-        ax.set_title(title)
-        ax.set_axis_off()
+        _finish_panel(ax, title, chunks, shape or image.shape, origin)
     return figure
 
 
@@ -559,7 +560,7 @@ def plot_nima_table(case: Mapping):
         ax.bar(
             measured["implementation"],
             measured["seconds"],
-            color=[ROLE_COLOURS.get(role, "grey") for role in measured["role"]],
+            color=_role_colours(measured["role"]),
         )
         quoted = source.get(f"{operation} seconds per time point")
         if quoted is not None:
@@ -619,7 +620,7 @@ def plot_bench_bars(case: Mapping):
         rows["seconds"],
         yerr=error,
         capsize=3,
-        color=[ROLE_COLOURS.get(role, "grey") for role in rows["role"]],
+        color=_role_colours(rows["role"]),
     )
     labels = rows["operation"] + "\n" + rows["implementation"]
     ax.set_xticks(positions, labels, fontsize="x-small", rotation=30, ha="right")
@@ -674,10 +675,7 @@ def plot_bench_lines(
             f"case rows lack the columns {sorted(missing)}: have {sorted(rows.columns)}"
         )
     rows = rows.dropna(subset=[y])
-    if ax is None:
-        figure, (ax,) = _new_axes(1, panel_inches=4.2, height_inches=3.2)
-    else:
-        figure = ax.figure
+    figure, ax = _figure_for(ax, panel_inches=4.2, height_inches=3.2)
     markers = iter("osD^vx*+" * 4)
     for group, part in rows.groupby(keys, sort=False, dropna=False):
         label = ", ".join(
@@ -694,8 +692,7 @@ def plot_bench_lines(
     if logx:
         ax.set_xscale("log", base=2)
     values = sorted(set(rows[x].dropna()))
-    ax.set_xticks(values, [f"{v:g}" for v in values])
-    ax.minorticks_off()
+    _label_ticks(ax, values)
     if logy:
         ax.set_yscale("log")
     else:

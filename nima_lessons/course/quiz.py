@@ -88,6 +88,9 @@ def _close(value: float, target: float) -> bool:
 
 
 def _as_number(answer: object, name: str) -> float | Feedback:
+    """The answer as a positive float, or the feedback on an empty or unusable answer."""
+    if answer is None or answer is Ellipsis:
+        return _not_answered(name)
     if isinstance(answer, (bool, np.bool_)) or not isinstance(answer, numbers.Real):
         return Feedback(
             False,
@@ -117,8 +120,6 @@ def check_dataset_terabytes(answer: object) -> Feedback:
     >>> print(check_dataset_terabytes(None))
     Not yet: not answered yet: set `answer_tb` in the cell above, then run this cell again.
     """
-    if answer is None or answer is Ellipsis:
-        return _not_answered("answer_tb")
     value = _as_number(answer, "answer_tb")
     if isinstance(value, Feedback):
         return value
@@ -178,8 +179,6 @@ def check_time_points_in_memory(answer: object) -> Feedback:
       hint: type digits only, e.g. 0.25 or 12
     """
     name = "answer_time_points"
-    if answer is None or answer is Ellipsis:
-        return _not_answered(name)
     value = _as_number(answer, name)
     if isinstance(value, Feedback):
         return value

@@ -7,24 +7,23 @@ its own, written, and forgotten.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import zarr
-from ome_zarr.format import FormatV04
 from tqdm.dask import TqdmCallback
 
 from nima_lessons._atomic import atomic_path
 from nima_lessons.config import progress_enabled
 from nima_lessons.counting import NUCLEI_THRESHOLD
-from nima_lessons.io import ome_zarr_image
-
-with warnings.catch_warnings():
-    # ome-zarr's module evaluates a deprecated default argument at import time
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+from nima_lessons.course.synthetic._ome import (
+    FORMAT,
+    create_ngff_array,
+    open_ngff_group,
+    write_label_metadata,
+    write_multiscales_metadata,
+)
 from nima_lessons.course.synthetic._validate import check_chunks
 from nima_lessons.course.synthetic.nuclei import (
     LAYOUT,
@@ -32,6 +31,7 @@ from nima_lessons.course.synthetic.nuclei import (
     nuclei_layout,
     render_nuclei,
 )
+from nima_lessons.io import ome_zarr_image
 
 #: Root attribute holding the generator's record: ``attrs[ATTRS_KEY]["true_count"]``.
 ATTRS_KEY = "nima_lessons"
@@ -138,9 +138,8 @@ def write_nuclei_zarr(
     layout = nuclei_layout(shape, seed)
     chunks = check_chunks(chunks, layout.shape)
     factors = _pyramid_factors(layout.shape)
-    fmt = FormatV04()
     with atomic_path(path, overwrite=overwrite) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=fmt.zarr_format)
+        root = open_ngff_group(str(tmp))
         labels_group = root.create_group("labels").create_group(LABEL_NAME)
         sources, targets = [], []
         for level, factor in enumerate(factors):
@@ -150,9 +149,9 @@ def write_nuclei_zarr(
                 targets.append(_create_level(group, str(level), lazy.shape, chunks, lazy.dtype))
         for group, name in ((root, "nuclei"), (labels_group, LABEL_NAME)):
             write_multiscales_metadata(
-                group, _datasets(factors), fmt=fmt, axes=["y", "x"], name=name
+                group, _datasets(factors), fmt=FORMAT, axes=["y", "x"], name=name
             )
-        write_label_metadata(root["labels"], LABEL_NAME, fmt=fmt)
+        write_label_metadata(root["labels"], LABEL_NAME, fmt=FORMAT)
         with TqdmCallback(desc="nuclei", unit="chunk", disable=not progress):
             da.store(sources, targets, lock=False)
         # written last: a store with this record is complete
@@ -229,14 +228,8 @@ def _datasets(factors: list[int]) -> list[dict]:
 
 def _create_level(group, name, shape, chunks, dtype):
     """Create one zarr (format 2) array with "/" chunk keys, as OME-NGFF 0.4 asks."""
-    return group.create_array(
-        name,
-        shape=shape,
-        chunks=tuple(min(c, s) for c, s in zip(chunks, shape, strict=True)),
-        dtype=dtype,
-        chunk_key_encoding={"name": "v2", "separator": "/"},
-        fill_value=0,
-    )
+    clipped = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))
+    return create_ngff_array(group, name, shape, clipped, dtype)
 
 
 def _lazy_render(

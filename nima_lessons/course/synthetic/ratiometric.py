@@ -7,7 +7,6 @@ field), photon noise and read noise, as a real microscope would.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,18 +15,17 @@ import pandas as pd
 import tifffile
 import xarray as xr
 import zarr
-from ome_zarr.format import FormatV04
 from tqdm.auto import tqdm
 
 from nima_lessons._atomic import atomic_path
 from nima_lessons.config import progress_enabled
+from nima_lessons.course.synthetic._ome import (
+    create_ngff_array,
+    open_ngff_group,
+    write_tczyx_metadata,
+)
 from nima_lessons.course.synthetic._validate import check_positive_int, check_seed, check_shape
 from nima_lessons.io import ome_zarr_image
-
-with warnings.catch_warnings():
-    # ome-zarr's module evaluates a deprecated default argument at import time
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from ome_zarr.writer import write_multiscales_metadata
 
 #: Channel names, in the order of the C axis. The known ratio is G / C.
 CHANNELS = ("G", "R", "C")
@@ -314,7 +312,6 @@ def _flat_fields(shape: tuple[int, int]) -> np.ndarray:
 
 #: Files of a ratiometric dataset folder.
 RATIOMETRIC_FILES = ("image.zarr", "dark.tif", "flat.tif", "labels.tif", "truth.csv")
-_CHANNEL_COLOURS = {"G": "00FF00", "R": "FF0000", "C": "00FFFF"}
 
 
 def write_ratiometric(
@@ -433,38 +430,13 @@ def open_ratiometric(folder: str | os.PathLike) -> RatiometricData:
 
 def _write_image_zarr(scene: RatiometricScene, path: Path, progress: bool) -> None:
     """Write the planes of ``scene`` one by one into an OME-Zarr (NGFF 0.4) image."""
-    fmt = FormatV04()
-    root = zarr.open_group(str(path), mode="w", zarr_format=fmt.zarr_format)
+    root = open_ngff_group(str(path))
     shape = (scene.n_t, len(CHANNELS), scene.n_z, *scene.shape)
-    array = root.create_array(
-        "0",
-        shape=shape,
-        chunks=(1, 1, 1, *scene.shape),
-        dtype=np.uint16,
-        chunk_key_encoding={"name": "v2", "separator": "/"},
-        fill_value=0,
-    )
+    array = create_ngff_array(root, "0", shape, (1, 1, 1, *scene.shape))
     planes = list(np.ndindex(*shape[:3]))
     for t, c, z in tqdm(planes, desc="ratiometric", unit="plane", disable=not progress):
         array[t, c, z] = scene.plane(t, c, z)
-    write_multiscales_metadata(
-        root,
-        [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * 5}]}],
-        fmt=fmt,
-        axes=["t", "c", "z", "y", "x"],
-        name="ratiometric",
-    )
-    root.attrs["omero"] = {
-        "channels": [
-            {
-                "label": name,
-                "color": _CHANNEL_COLOURS[name],
-                "active": True,
-                "window": {"min": 0, "max": 65535, "start": 0, "end": 4000},
-            }
-            for name in CHANNELS
-        ]
-    }
+    write_tczyx_metadata(root, "ratiometric", CHANNELS)
     # written last: the record marks a complete image
     root.attrs["nima_lessons"] = {
         "seed": scene.seed,

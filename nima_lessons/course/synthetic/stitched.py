@@ -12,7 +12,6 @@ with identical results.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,14 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from ome_zarr.format import FormatV04
 
 from nima_lessons._atomic import atomic_path
 from nima_lessons.config import data_dir, progress_enabled, size_name, size_preset
+from nima_lessons.course.synthetic._ome import (
+    create_ngff_array,
+    open_ngff_group,
+    write_tczyx_metadata,
+)
 from nima_lessons.course.synthetic._validate import check_seed, check_shape
 from nima_lessons.course.synthetic.ratiometric import (
     BACKGROUND_PHOTONS,
@@ -33,11 +36,6 @@ from nima_lessons.course.synthetic.ratiometric import (
     camera_frames,
     cell_parameters,
 )
-
-with warnings.catch_warnings():
-    # ome-zarr's module evaluates a deprecated default argument at import time
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from ome_zarr.writer import write_multiscales_metadata
 
 __all__ = [
     "STITCHED_CHANNELS",
@@ -49,7 +47,6 @@ __all__ = [
 
 #: The channels of a stitched plane: the ratio is G / C.
 STITCHED_CHANNELS = ("G", "C")
-_COLOURS = {"G": "00FF00", "C": "00FFFF"}
 
 
 @dataclass(frozen=True)
@@ -239,11 +236,8 @@ def write_stitched(
         meta=np.empty((0,) * 5, dtype=np.uint16),
     )  # fmt: skip
     with atomic_path(path, overwrite=overwrite) as tmp:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=FormatV04().zarr_format)
-        target = root.create_array(
-            "0", shape=image.shape, chunks=(1, 1, 1, *chunks), dtype=np.uint16,
-            chunk_key_encoding={"name": "v2", "separator": "/"}, fill_value=0,
-        )  # fmt: skip
+        root = open_ngff_group(str(tmp))
+        target = create_ngff_array(root, "0", image.shape, (1, 1, 1, *chunks))
         for name, frame in (("dark_field", dark), ("flat_field", flat)):
             root.create_array(name, shape=frame.shape, chunks=frame.shape, dtype=np.float32)[:] = (
                 frame
@@ -278,21 +272,7 @@ def _store(image: da.Array, target, progress: bool) -> None:
 
 
 def _write_metadata(root, seed: int, cells: dict, field_px: int) -> None:
-    fmt = FormatV04()
-    write_multiscales_metadata(
-        root,
-        [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * 5}]}],
-        fmt=fmt,
-        axes=["t", "c", "z", "y", "x"],
-        name="stitched",
-    )
-    root.attrs["omero"] = {
-        "channels": [
-            {"label": name, "color": _COLOURS[name], "active": True,
-             "window": {"min": 0, "max": 65535, "start": 0, "end": 4000}}
-            for name in STITCHED_CHANNELS
-        ]
-    }  # fmt: skip
+    write_tczyx_metadata(root, "stitched", STITCHED_CHANNELS)
     # Written last: the record marks a complete store.
     root.attrs["nima_lessons"] = {
         "seed": seed,
