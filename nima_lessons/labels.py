@@ -172,7 +172,7 @@ class LabelMerge(NamedTuple):
     offsets : numpy.ndarray
         int64, one more than the number of tiles: where each tile's pieces start
         in ``table``.
-    count : int
+    n_objects : int
         Number of objects in the whole mask.
     """
 
@@ -180,7 +180,7 @@ class LabelMerge(NamedTuple):
     connectivity: int
     table: np.ndarray
     offsets: np.ndarray
-    count: int
+    n_objects: int
 
 
 def label_merge(mask: da.Array | np.ndarray, connectivity: int = 1) -> LabelMerge:
@@ -204,10 +204,9 @@ def label_merge(mask: da.Array | np.ndarray, connectivity: int = 1) -> LabelMerg
 
     Raises
     ------
-    TypeError
-        If ``mask`` is not an array.
-    ValueError
-        If ``mask`` has no dimensions or ``connectivity`` is out of range.
+    TypeError, ValueError
+        As :func:`label` does: for a mask that is not an array or has no
+        dimensions, or a connectivity out of range.
 
     See Also
     --------
@@ -225,7 +224,7 @@ def label_merge(mask: da.Array | np.ndarray, connectivity: int = 1) -> LabelMerg
     ...                   [1, 1, 1, 0],
     ...                   [0, 0, 0, 1]], dtype=bool)
     >>> merge = label_merge(da.from_array(image, chunks=2))
-    >>> merge.count, merge.table.tolist(), merge.offsets.tolist()
+    >>> merge.n_objects, merge.table.tolist(), merge.offsets.tolist()
     (2, [1, 1, 1, 1, 2], [0, 1, 2, 3, 5])
     >>> relabel(da.from_array(image, chunks=2), merge).compute()
     array([[1, 0, 1, 0],
@@ -262,7 +261,7 @@ def label_merges(masks: Sequence[da.Array | np.ndarray], connectivity: int = 1) 
     --------
     >>> import dask.array as da
     >>> planes = da.from_array(np.eye(4, dtype=bool)[None].repeat(2, axis=0), chunks=2)
-    >>> [merge.count for merge in label_merges([planes[0], planes[1]], connectivity=2)]
+    >>> [merge.n_objects for merge in label_merges([planes[0], planes[1]], connectivity=2)]
     [1, 1]
     """
     prepared = [_prepare_mask(mask, connectivity) for mask in masks]
@@ -333,8 +332,8 @@ def relabel(mask: da.Array | np.ndarray, merge: LabelMerge) -> da.Array:
     if mask.size == 0:
         return da.zeros(mask.shape, dtype=dtype, chunks=mask.chunks)
     cell = np.empty((), dtype=object)
-    cell[()] = (merge.table, merge.offsets, merge.count)
-    token = dask.base.tokenize(merge.table, merge.offsets, merge.count)
+    cell[()] = (merge.table, merge.offsets, merge.n_objects)
+    token = dask.base.tokenize(merge.table, merge.offsets, merge.n_objects)
     merged = da.from_array(cell, chunks=(), name=f"label-table-{token}")
     return da.map_blocks(
         _relabel_block,

@@ -275,7 +275,7 @@ def test_two_phase_labels_are_scipy_s_on_uneven_chunks(shape, chunks, connectivi
     expected, expected_n = scipy_labels(mask, connectivity)
     lazy_mask = da.from_array(mask, chunks=chunks)
     merge = label_merge(lazy_mask, connectivity)
-    assert isinstance(merge, LabelMerge) and merge.count == expected_n
+    assert isinstance(merge, LabelMerge) and merge.n_objects == expected_n
     assert merge.chunks == lazy_mask.chunks and len(merge.offsets) == lazy_mask.npartitions + 1
     # Every piece of every tile has a final label, and every object has a piece.
     assert len(merge.table) == merge.offsets[-1]
@@ -296,7 +296,7 @@ def test_merges_of_several_masks_in_one_pass():
     merges = label_merges(masks, connectivity=2)
     for mask, merge in zip(masks, merges, strict=True):
         expected, expected_n = scipy_labels(mask.compute(), 2)
-        assert merge.count == expected_n
+        assert merge.n_objects == expected_n
         np.testing.assert_array_equal(relabel(mask, merge).compute(), expected)
 
 
