@@ -14,13 +14,23 @@ runs (8 bytes each for lines shorter than 65536 pixels; far fewer runs than
 pixels for blob-like masks, at worst half the pixels, for a checkerboard) are
 all a tile keeps until the final relabelling paints them with their global
 numbers.
+
+The labelling also comes in two phases, for pipelines that must not hold a
+plane's tiles in memory while the merge waits for all of them:
+:func:`label_merge` (or :func:`label_merges` for several masks in one pass)
+computes the merge now from the tiles' small summaries and returns it as a
+:class:`LabelMerge` of numpy arrays; :func:`relabel` then gives lazy labels in
+which every tile is labelled afresh and looked up in that merge, with no task
+that reads more than one tile.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeAlias
 
+import dask
 import dask.array as da
 import numba
 import numpy as np
@@ -28,7 +38,15 @@ import scipy.ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["INT32_LIMIT", "label", "label_structure"]
+__all__ = [
+    "INT32_LIMIT",
+    "LabelMerge",
+    "label",
+    "label_merge",
+    "label_merges",
+    "label_structure",
+    "relabel",
+]
 
 #: Largest label count stored as int32; bigger images get int64 labels.
 INT32_LIMIT = np.iinfo(np.int32).max
@@ -128,14 +146,205 @@ def label(mask: da.Array | np.ndarray, connectivity: int = 1) -> tuple[da.Array,
     >>> int(n), labels.compute().diagonal().tolist()
     (1, [1, 1, 1, 1])
     """
-    mask = _as_dask_mask(mask)
-    _check_connectivity(mask.ndim, connectivity)
-    out_dtype = np.dtype(np.int32) if mask.size <= INT32_LIMIT else np.dtype(np.int64)
-    mask = _drop_empty_chunks(mask)
+    mask, out_dtype = _prepare_mask(mask, connectivity)
     if mask.size == 0:
         empty_n = da.from_array(np.array(0, dtype=np.int64))
         return da.zeros(mask.shape, dtype=out_dtype, chunks=mask.chunks), empty_n
     return _label_graph(mask, connectivity, out_dtype)
+
+
+class LabelMerge(NamedTuple):
+    """The merge of a chunked mask's tile labels, computed: what :func:`relabel` reads.
+
+    Tiles are taken in C order of their block index; tile ``b`` labels its
+    pieces 1..k on its own (raster order of their first pixels), and
+    ``table[offsets[b] + local - 1]`` is the final label of its piece ``local``.
+
+    Attributes
+    ----------
+    chunks : tuple of tuple of int
+        Chunks of the mask the merge was computed on (zero-length chunks dropped).
+    connectivity : int
+        Connectivity of the labelling (see :func:`label_structure`).
+    table : numpy.ndarray
+        Final label of every tile's every piece; int32, or int64 for masks of
+        more than 2**31 - 1 pixels (the dtype of the labels).
+    offsets : numpy.ndarray
+        int64, one more than the number of tiles: where each tile's pieces start
+        in ``table``.
+    n_objects : int
+        Number of objects in the whole mask.
+    """
+
+    chunks: tuple[tuple[int, ...], ...]
+    connectivity: int
+    table: np.ndarray
+    offsets: np.ndarray
+    n_objects: int
+
+
+def label_merge(mask: da.Array | np.ndarray, connectivity: int = 1) -> LabelMerge:
+    """Compute now how a chunked mask's tile labels merge into scipy's labels.
+
+    Phase 1 of the two-phase labelling: every tile is labelled and summarized
+    (label count, first pixels, labels on its faces) and let go; one task joins
+    the summaries. Phase 2 is :func:`relabel`.
+
+    Parameters
+    ----------
+    mask : dask.array.Array or numpy.ndarray
+        Foreground where non-zero; any number of dimensions and any chunking.
+    connectivity : int
+        1 (faces only) up to ``mask.ndim`` (faces, edges and corners).
+
+    Returns
+    -------
+    LabelMerge
+        Small numpy arrays: one entry per piece of a tile, not per pixel.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`label` does: for a mask that is not an array or has no
+        dimensions, or a connectivity out of range.
+
+    See Also
+    --------
+    label_merges : the same for several masks in one pass over their tiles.
+
+    Examples
+    --------
+    Two bars joined in the lower tiles: one piece in each of the four
+    2 x 2 tiles is the same object, and the last tile also holds a lone
+    corner pixel (its second piece, and the second object).
+
+    >>> import dask.array as da
+    >>> image = np.array([[1, 0, 1, 0],
+    ...                   [1, 0, 1, 0],
+    ...                   [1, 1, 1, 0],
+    ...                   [0, 0, 0, 1]], dtype=bool)
+    >>> merge = label_merge(da.from_array(image, chunks=2))
+    >>> merge.n_objects, merge.table.tolist(), merge.offsets.tolist()
+    (2, [1, 1, 1, 1, 2], [0, 1, 2, 3, 5])
+    >>> relabel(da.from_array(image, chunks=2), merge).compute()
+    array([[1, 0, 1, 0],
+           [1, 0, 1, 0],
+           [1, 1, 1, 0],
+           [0, 0, 0, 2]], dtype=int32)
+    """
+    return label_merges([mask], connectivity)[0]
+
+
+def label_merges(masks: Sequence[da.Array | np.ndarray], connectivity: int = 1) -> list[LabelMerge]:
+    """:func:`label_merge` of several masks, computed in one pass over all their tiles.
+
+    Parameters
+    ----------
+    masks : sequence of dask.array.Array or numpy.ndarray
+        Foreground where non-zero, each with its own shape and chunking.
+    connectivity : int
+        1 (faces only) up to the masks' number of dimensions.
+
+    Returns
+    -------
+    list of LabelMerge
+        One per mask, in order.
+
+    Raises
+    ------
+    TypeError
+        If a mask is not an array.
+    ValueError
+        If a mask has no dimensions or ``connectivity`` is out of range for it.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> planes = da.from_array(np.eye(4, dtype=bool)[None].repeat(2, axis=0), chunks=2)
+    >>> [merge.n_objects for merge in label_merges([planes[0], planes[1]], connectivity=2)]
+    [1, 1]
+    """
+    prepared = [_prepare_mask(mask, connectivity) for mask in masks]
+    lazy = [
+        _merge_array(_reports_of_mask(mask, connectivity), mask.numblocks, connectivity, dtype)
+        for mask, dtype in prepared
+        if mask.size
+    ]
+    computed = iter(dask.compute(*lazy))
+    merges = []
+    for mask, dtype in prepared:
+        if mask.size:
+            table, offsets, count = next(computed).item()
+        else:
+            table, offsets, count = np.zeros(0, dtype), np.zeros(1, np.int64), 0
+        merges.append(LabelMerge(mask.chunks, connectivity, table, offsets, count))
+    return merges
+
+
+def relabel(mask: da.Array | np.ndarray, merge: LabelMerge) -> da.Array:
+    """Lazy labels of a chunked mask, each tile labelled and looked up in a computed merge.
+
+    Phase 2 of the two-phase labelling (phase 1: :func:`label_merge`). Every
+    task reads one tile of ``mask`` and the merge, so the labels stream tile
+    by tile; the merge is one graph key, sent once to each worker under
+    dask.distributed.
+
+    Parameters
+    ----------
+    mask : dask.array.Array or numpy.ndarray
+        The mask the merge was computed from, with the same chunks.
+    merge : LabelMerge
+        What :func:`label_merge` returned for ``mask``.
+
+    Returns
+    -------
+    dask.array.Array
+        The labels of :func:`label`: identical to ``scipy.ndimage.label`` on
+        the whole image, dtype ``merge.table.dtype``, chunks ``merge.chunks``.
+
+    Raises
+    ------
+    TypeError
+        If ``mask`` is not an array.
+    ValueError
+        If the chunks of ``mask`` are not those of the merge, or (when
+        computed) a tile has another number of pieces than the merge counted:
+        the merge belongs to another mask.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> mask = da.from_array(np.eye(5, dtype=bool), chunks=(2, 3))
+    >>> relabel(mask, label_merge(mask, connectivity=2)).compute().diagonal()
+    array([1, 1, 1, 1, 1], dtype=int32)
+    """
+    mask, dtype = _prepare_mask(mask, merge.connectivity)
+    if mask.chunks != merge.chunks:
+        raise ValueError(
+            f"relabel: mask chunks {mask.chunks} differ from the chunks the merge was "
+            f"computed on, {merge.chunks}"
+        )
+    if merge.table.dtype != dtype:
+        raise ValueError(
+            f"relabel: the merge holds {merge.table.dtype} labels, a mask of shape "
+            f"{mask.shape} has {dtype} labels"
+        )
+    if mask.size == 0:
+        return da.zeros(mask.shape, dtype=dtype, chunks=mask.chunks)
+    cell = np.empty((), dtype=object)
+    cell[()] = (merge.table, merge.offsets, merge.n_objects)
+    token = dask.base.tokenize(merge.table, merge.offsets, merge.n_objects)
+    merged = da.from_array(cell, chunks=(), name=f"label-table-{token}")
+    return da.map_blocks(
+        _relabel_block,
+        mask,
+        merged,
+        mask.numblocks,
+        merge.connectivity,
+        dtype=dtype,
+        meta=np.empty((0,) * mask.ndim, dtype=dtype),
+        token="label-relabel",
+    )
 
 
 # ---------------------------------------------------------------- validation
@@ -148,6 +357,14 @@ def _check_connectivity(ndim: int, connectivity: int) -> None:
         raise ValueError(f"connectivity must be an integer from 1 to {ndim}, got {connectivity!r}")
     if not 1 <= connectivity <= ndim:
         raise ValueError(f"connectivity must be from 1 to ndim={ndim}, got {connectivity}")
+
+
+def _prepare_mask(mask: object, connectivity: int) -> tuple[da.Array, np.dtype]:
+    """The mask as dask without zero-length chunks, checked, and the dtype of its labels."""
+    mask = _as_dask_mask(mask)
+    _check_connectivity(mask.ndim, connectivity)
+    out_dtype = np.dtype(np.int32) if mask.size <= INT32_LIMIT else np.dtype(np.int64)
+    return _drop_empty_chunks(mask), out_dtype
 
 
 def _as_dask_mask(mask: object) -> da.Array:
@@ -196,21 +413,7 @@ def _label_graph(
         meta=cell_meta,
         token="label-reports",
     )
-    # Stage 2: every block index contracted into one 0-d task.
-    block_index = tuple(range(ndim))
-    merged = da.blockwise(
-        _merge_reports,
-        (),
-        reports,
-        block_index,
-        concatenate=False,
-        dtype=object,
-        meta=np.empty((), dtype=object),
-        token="label-merge",
-        grid=grid,
-        connectivity=connectivity,
-        dtype_str=out_dtype.str,
-    )
+    merged = _merge_array(reports, grid, connectivity, out_dtype)
     labels = da.map_blocks(
         _paint_cell,
         tiles,
@@ -230,6 +433,40 @@ def _label_graph(
         token="label-count",
     )
     return labels, count
+
+
+def _merge_array(
+    reports: da.Array, grid: tuple[int, ...], connectivity: int, out_dtype: np.dtype
+) -> da.Array:
+    """Stage 2: every block's report contracted into one 0-d merge task."""
+    return da.blockwise(
+        _merge_reports,
+        (),
+        reports,
+        tuple(range(len(grid))),
+        concatenate=False,
+        dtype=object,
+        meta=np.empty((), dtype=object),
+        token="label-merge",
+        grid=grid,
+        connectivity=connectivity,
+        dtype_str=out_dtype.str,
+    )
+
+
+def _reports_of_mask(mask: da.Array, connectivity: int) -> da.Array:
+    """Stages 1 and the report in one task per block: the runs are let go at once."""
+    return da.map_blocks(
+        _label_report_cell,
+        mask,
+        connectivity,
+        mask.shape,
+        mask.numblocks,
+        chunks=tuple((1,) * n for n in mask.numblocks),
+        dtype=object,
+        meta=np.empty((0,) * mask.ndim, dtype=object),
+        token="label-tile-reports",
+    )
 
 
 # ---------------------------------------------------------------- tiles
@@ -272,8 +509,12 @@ def _label_tile_cell(
     """Stage 1 for one block: label it into runs."""
     if block_info is None:
         raise ValueError("_label_tile_cell needs the block_info that map_blocks passes")
-    origin = tuple(low for low, _ in block_info[0]["array-location"])
-    return _wrap(_label_tile(block, connectivity, origin), block.ndim)
+    return _wrap(_label_tile(block, connectivity, _origin(block_info[0])), block.ndim)
+
+
+def _origin(location: dict[str, Any]) -> tuple[int, ...]:
+    """The first pixel of a block in the image, from its ``block_info`` entry."""
+    return tuple(low for low, _ in location["array-location"])
 
 
 def _label_tile(block: np.ndarray, connectivity: int, origin: tuple[int, ...]) -> _Tile:
@@ -484,6 +725,21 @@ def _report_cell(
     return _wrap(_report(tile, image_shape, block_id, grid), len(grid))
 
 
+def _label_report_cell(
+    block: np.ndarray,
+    connectivity: int,
+    image_shape: tuple[int, ...],
+    grid: tuple[int, ...],
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """The report of one block, labelled here and not kept (phase 1)."""
+    if block_info is None:
+        raise ValueError("_label_report_cell needs the block_info that map_blocks passes")
+    location = block_info[0]
+    tile = _label_tile(block, connectivity, _origin(location))
+    return _wrap(_report(tile, image_shape, location["chunk-location"], grid), len(grid))
+
+
 def _report(
     tile: _Tile, image_shape: tuple[int, ...], block_id: tuple[int, ...], grid: tuple[int, ...]
 ) -> _Report:
@@ -672,12 +928,40 @@ def _paint_cell(
     """Stage 3 for one block: paint its runs with their final labels."""
     if block_id is None:
         raise ValueError("_paint_cell needs the block_id that map_blocks passes")
-    tile = cell.item()
     table, offsets, _ = merged.item()
     linear = int(np.ravel_multi_index(block_id, grid))
-    lookup = np.empty(tile.n_labels + 1, dtype=np.dtype(dtype_str))
+    return _paint(cell.item(), table[offsets[linear] : offsets[linear + 1]], np.dtype(dtype_str))
+
+
+def _relabel_block(
+    block: np.ndarray,
+    merged: np.ndarray,
+    grid: tuple[int, ...],
+    connectivity: int,
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """Phase 2 for one block: label it afresh and paint it from the computed merge."""
+    if block_info is None:
+        raise ValueError("_relabel_block needs the block_info that map_blocks passes")
+    location = block_info[0]
+    block_id = location["chunk-location"]
+    tile = _label_tile(block, connectivity, _origin(location))
+    table, offsets, _ = merged.item()
+    linear = int(np.ravel_multi_index(block_id, grid))
+    pieces = table[offsets[linear] : offsets[linear + 1]]
+    if len(pieces) != tile.n_labels:
+        raise ValueError(
+            f"relabel: block {tuple(block_id)} has {tile.n_labels} pieces, the merge counted "
+            f"{len(pieces)}: the merge was computed from another mask"
+        )
+    return _paint(tile, pieces, table.dtype)
+
+
+def _paint(tile: _Tile, pieces: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The tile's runs painted with ``pieces[local - 1]``, the final label of each piece."""
+    lookup = np.empty(tile.n_labels + 1, dtype=dtype)
     lookup[0] = 0
-    lookup[1:] = table[offsets[linear] : offsets[linear + 1]]
+    lookup[1:] = pieces
     n_lines = int(np.prod(tile.shape[:-1]))
     out = np.empty((n_lines, tile.shape[-1]), dtype=lookup.dtype)
     _paint_lines(

@@ -19,7 +19,14 @@ from dask.callbacks import Callback
 from dask.core import get_dependencies
 
 import nima_lessons.labels
-from nima_lessons.labels import label, label_structure
+from nima_lessons.labels import (
+    LabelMerge,
+    label,
+    label_merge,
+    label_merges,
+    label_structure,
+    relabel,
+)
 
 UNEVEN_2D = ((7, 30, 1, 25, 17), (13, 2, 40, 25))  # shape (80, 80)
 UNEVEN_3D = ((5, 9, 1, 7), (3, 10, 11), (12, 1, 6, 5))  # shape (22, 24, 24)
@@ -253,6 +260,74 @@ def test_graph_pickles_and_computes_after_a_round_trip():
     got, got_n = dask.compute(labels, n)
     np.testing.assert_array_equal(got, expected)
     assert int(got_n) == expected_n
+
+
+# ---------------------------------------------------------------- two phases
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "connectivity"),
+    [((80, 80), UNEVEN_2D, 1), ((80, 80), UNEVEN_2D, 2)]
+    + [((22, 24, 24), UNEVEN_3D, c) for c in (1, 2, 3)],
+)
+def test_two_phase_labels_are_scipy_s_on_uneven_chunks(shape, chunks, connectivity):
+    mask = np.random.default_rng(len(shape) * 10 + connectivity).random(shape) < 0.45
+    expected, expected_n = scipy_labels(mask, connectivity)
+    lazy_mask = da.from_array(mask, chunks=chunks)
+    merge = label_merge(lazy_mask, connectivity)
+    assert isinstance(merge, LabelMerge) and merge.n_objects == expected_n
+    assert merge.chunks == lazy_mask.chunks and len(merge.offsets) == lazy_mask.npartitions + 1
+    # Every piece of every tile has a final label, and every object has a piece.
+    assert len(merge.table) == merge.offsets[-1]
+    assert set(merge.table.tolist()) == set(range(1, expected_n + 1))
+    labels = relabel(lazy_mask, merge)
+    assert labels.dtype == np.int32 and labels.chunks == lazy_mask.chunks
+    np.testing.assert_array_equal(labels.compute(), expected)
+
+
+def test_merges_of_several_masks_in_one_pass():
+    rng = np.random.default_rng(11)
+    masks = [
+        da.from_array(rng.random((40, 30)) < 0.5, chunks=((9, 1, 30), (17, 13))),
+        da.from_array(rng.random((13, 50)) < 0.7, chunks=(5, (1, 24, 25))),
+        da.zeros((6, 6), dtype=bool, chunks=4),
+        da.zeros((0, 5), dtype=bool, chunks=2),
+    ]
+    merges = label_merges(masks, connectivity=2)
+    for mask, merge in zip(masks, merges, strict=True):
+        expected, expected_n = scipy_labels(mask.compute(), 2)
+        assert merge.n_objects == expected_n
+        np.testing.assert_array_equal(relabel(mask, merge).compute(), expected)
+
+
+def test_relabelling_labels_each_tile_once_and_never_merges():
+    mask = da.from_array(np.random.default_rng(12).random((45, 50)) < 0.5, chunks=(20, 17))
+    labels = relabel(mask, label_merge(mask))
+    graph = dict(labels.__dask_graph__())
+    blocks = {key for key in graph if task_prefix(key) == task_prefix(mask.name)}
+    for key in graph:
+        assert len(get_dependencies(graph, key) & blocks) <= 1, key
+    ran = []
+    with Callback(posttask=lambda key, *_: ran.append(task_prefix(key))):
+        got = labels.compute(scheduler="synchronous")
+    assert ran.count("label-relabel") == mask.npartitions == 9
+    assert not [name for name in ran if name.startswith(("label-merge", "label-tile"))]
+    np.testing.assert_array_equal(got, ndi.label(mask.compute())[0])
+    # The graph pickles (dask.distributed) and the merge travels with it.
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(labels)).compute(), got)
+
+
+def test_relabel_rejects_a_merge_of_another_mask():
+    rng = np.random.default_rng(13)
+    mask = da.from_array(rng.random((20, 20)) < 0.5, chunks=10)
+    merge = label_merge(mask)
+    with pytest.raises(ValueError, match=r"chunks .* differ"):
+        relabel(mask.rechunk(5), merge)
+    with pytest.raises(ValueError, match=r"connectivity"):
+        relabel(mask, merge._replace(connectivity=3))
+    other = da.from_array(np.ones((20, 20), dtype=bool), chunks=10)
+    with pytest.raises(ValueError, match=r"block \(\d, \d\) has 1 pieces, the merge counted"):
+        relabel(other, merge).compute()
 
 
 @pytest.mark.parametrize("connectivity", [0, 3, 1.5, True])

@@ -7,7 +7,8 @@ relabelling, the tiles' provisional labels (and, in a pipeline, whatever else is
 needed on both sides, such as the image tiles the ratio reads beside the labels) wait
 in memory for it, a whole plane's worth.
 
-So the merge is computed here when the graph is built, like the thresholds: a pass that
+So the merge is computed here when the graph is built, like the thresholds, with the
+two-phase labelling of :mod:`nima_lessons.labels`: a pass that
 keeps only the summaries. The lazy labels then read the merge's result as a constant,
 and relabelling is local to each tile: every tile is labelled afresh and looked up,
 streamed tile by tile.
@@ -15,14 +16,10 @@ streamed tile by tile.
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-from dask.typing import Key
 
-from nima_lessons.labels import label
+from nima_lessons.labels import label_merges, relabel
 
 #: Largest number of pixels in a plane whose labels are int32: a 4-connected
 #: labelling never has more objects than half the pixels.
@@ -42,9 +39,9 @@ def label_merged(masks: list[da.Array], connectivity: int = 1) -> list[da.Array]
     Returns
     -------
     list of dask.array.Array
-        The labels of :func:`nima_lessons.labels.label`, lazy, with each merge's
-        result in the graph as a constant: computing a tile labels that tile
-        and looks it up, nothing more.
+        The labels of :func:`nima_lessons.labels.label`, lazy, reading each
+        merge as a computed constant (:func:`nima_lessons.labels.relabel`):
+        computing a tile labels that tile and looks it up, nothing more.
 
     Examples
     --------
@@ -53,58 +50,9 @@ def label_merged(masks: list[da.Array], connectivity: int = 1) -> list[da.Array]
     >>> int(labels.max()), labels.chunks
     (1, ((3, 3), (3, 3)))
     """
-    labelled = [label(mask, connectivity) for mask in masks]
-    merges = [_merge_of(count) for _, count in labelled]
     # One pass for every merge: tiles are labelled, summarized and let go.
-    wanted = [
-        Delayed(merge[1], count.__dask_graph__(), layer=merge[0])
-        for merge, (_, count) in zip(merges, labelled, strict=True)
-        if merge is not None
-    ]
-    values = iter(dask.compute(*wanted))
-    frozen = []
-    for (labels, _), merge in zip(labelled, merges, strict=True):
-        frozen.append(labels if merge is None else _with_constant(labels, *merge, next(values)))
-    return frozen
-
-
-def _merge_of(count: da.Array) -> tuple[str, Key] | None:
-    """The layer and key of the merge that an object count reads (None if not one task).
-
-    An empty mask has no merge: its labels are zeros already.
-    """
-    graph = _graph_of(count)
-    (name,) = count.__dask_layers__()
-    read = list(graph.dependencies.get(name, ()))
-    if len(read) != 1:
-        return None
-    keys = list(graph.layers[read[0]].get_output_keys())
-    return (read[0], keys[0]) if len(keys) == 1 else None
-
-
-def _graph_of(array: da.Array) -> HighLevelGraph:
-    """The layered graph of a dask array (what dask arrays always carry)."""
-    graph = array.__dask_graph__()
-    if not isinstance(graph, HighLevelGraph):
-        raise TypeError(f"expected a layered dask graph, got {type(graph).__name__}")
-    return graph
-
-
-def _with_constant(labels: da.Array, layer: str, key: Key, value: object) -> da.Array:
-    """``labels`` with the task ``key`` (alone in ``layer``) replaced by its computed ``value``."""
-    graph = _graph_of(labels)
-    layers = dict(graph.layers)
-    dependencies = {name: set(deps) for name, deps in graph.dependencies.items()}
-    layers[layer] = MaterializedLayer({key: (_constant, value)})
-    dependencies[layer] = set()
-    return da.Array(
-        HighLevelGraph(layers, dependencies), labels.name, labels.chunks, dtype=labels.dtype,
-        meta=np.empty((0,) * labels.ndim, dtype=labels.dtype),
-    )  # fmt: skip
-
-
-def _constant(value: object) -> object:
-    return value
+    merges = label_merges(masks, connectivity)
+    return [relabel(mask, merge) for mask, merge in zip(masks, merges, strict=True)]
 
 
 def label_planes(mask: da.Array, connectivity: int = 1) -> da.Array:

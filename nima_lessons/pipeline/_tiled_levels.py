@@ -236,20 +236,24 @@ def histogram(
 
 def otsu_threshold() -> stats.Algorithm[float | None]:
     """``skimage.filters.threshold_otsu`` of the finite pixels, from the global histogram."""
-    contrast = yield from _contrast()
-    if contrast is None:
-        return None
-    hist = yield from histogram(contrast.minimum, contrast.maximum)
-    return float(skimage.filters.threshold_otsu(hist=hist))
+    return (yield from _histogram_threshold(skimage.filters.threshold_otsu))
 
 
 def yen_threshold() -> stats.Algorithm[float | None]:
     """``skimage.filters.threshold_yen`` of the finite pixels, from the global histogram."""
+    return (yield from _histogram_threshold(skimage.filters.threshold_yen))
+
+
+def _histogram_threshold(method: Callable[..., Any]) -> stats.Algorithm[float | None]:
+    """A scikit-image threshold that reads only a histogram (its ``hist=`` argument).
+
+    None when the finite pixels have no contrast (none, or all equal).
+    """
     contrast = yield from _contrast()
     if contrast is None:
         return None
     hist = yield from histogram(contrast.minimum, contrast.maximum)
-    return float(skimage.filters.threshold_yen(hist=hist))
+    return float(method(hist=hist))
 
 
 def li_threshold_of_plane() -> stats.Algorithm[float | None]:
