@@ -6,7 +6,6 @@ Same labels, same numbers, same count: random masks of several densities with un
 
 from __future__ import annotations
 
-import doctest
 import itertools
 import pickle
 
@@ -18,7 +17,6 @@ import scipy.ndimage as ndi
 from dask.callbacks import Callback
 from dask.core import get_dependencies
 
-import nima_lessons.labels
 from nima_lessons.labels import (
     LabelMerge,
     label,
@@ -363,6 +361,3 @@ def test_structure_rejects_bad_connectivity(ndim):
     with pytest.raises(ValueError, match=r"connectivity|dimension"):
         label_structure(ndim, 3)
 
-
-def test_docstring_examples():
-    assert doctest.testmod(nima_lessons.labels).failed == 0
