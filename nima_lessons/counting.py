@@ -260,9 +260,7 @@ def count_map(
         connectivity,
         watershed,
         seed_depth_px,
-        chunks=tuple((1,) * n for n in array.numblocks),
-        dtype=np.int64,
-        meta=np.empty((0,) * array.ndim, dtype=np.int64),
+        **_one_per_tile(array, np.int64),
     )
 
 
@@ -366,9 +364,7 @@ def count_tiled(
             array,
             threshold,
             connectivity,
-            chunks=tuple((1,) * n for n in array.numblocks),
-            dtype=np.float64,
-            meta=np.empty((0,) * array.ndim, dtype=np.float64),
+            **_one_per_tile(array, np.float64),
         ).sum()
     elif strategy == "centroid":
         total = _centroid_counts(array, depth, threshold, connectivity).sum()
@@ -406,10 +402,21 @@ def _centroid_counts(
         boundary="none",
         trim=False,
         allow_rechunk=False,
-        chunks=tuple((1,) * n for n in array.numblocks),
-        dtype=np.int64,
-        meta=np.empty((0,) * array.ndim, dtype=np.int64),
+        **_one_per_tile(array, np.int64),
     )
+
+
+def _one_per_tile(array: da.Array, dtype: type[np.generic]) -> dict[str, Any]:
+    """``map_blocks`` keywords of a block function giving one number per tile of ``array``.
+
+    The result has shape ``array.numblocks`` in chunks of 1, so its repr shows
+    its true (small) shape rather than the image's.
+    """
+    return {
+        "chunks": tuple((1,) * n for n in array.numblocks),
+        "dtype": dtype,
+        "meta": np.empty((0,) * array.ndim, dtype=dtype),
+    }
 
 
 def _as_tiled(image: object, chunks: Chunks | None) -> da.Array:

@@ -10,7 +10,7 @@ as nima does, so that a cell keeps its number at every time point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import dask.array as da
 import numpy as np
@@ -33,8 +33,9 @@ __all__ = [
     "split_touching",
 ]
 
+#: How the mask is cleaned after small objects are removed.
 MaskCleanup = Literal["fill_holes", "closing"]
-MASK_CLEANUPS = ("fill_holes", "closing")
+MASK_CLEANUPS: tuple[MaskCleanup, ...] = get_args(MaskCleanup)
 
 ThresholdMethod = Literal["yen", "li", "otsu"]
 THRESHOLD_METHODS: dict[str, Callable[[np.ndarray], float]] = {
