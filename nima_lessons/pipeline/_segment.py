@@ -115,7 +115,8 @@ def split_touching(
     Returns
     -------
     numpy.ndarray
-        int32 labels numbered from 1, 0 for background.
+        int32 labels, shape of ``mask``: one number from 1 up per object
+        found (seeded ones first, in the order of their seeds), 0 outside.
 
     Examples
     --------
