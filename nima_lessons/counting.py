@@ -19,6 +19,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 
 from nima_lessons.labels import label as tiled_label
 from nima_lessons.labels import label_structure
+from nima_lessons.pipeline._segment import split_touching
 from nima_lessons.tiling import Chunks
 
 #: Default grey-level threshold of the counting functions: pixels brighter than
@@ -42,6 +43,10 @@ _BlockInfo = Mapping[int | None, Mapping[str, Any]]
 #: the threshold, so no nucleus spans more than 33 px along an axis.
 DEFAULT_DEPTH_PX = 34
 
+#: Default seed depth of the watershed that splits touching nuclei: the
+#: pipeline's (nima's) h-maxima depth, in pixels of distance to the background.
+SEED_DEPTH_PX = 2.0
+
 
 # ---------------------------------------------------------------- one tile
 
@@ -51,7 +56,7 @@ def segment_nuclei(
     threshold: float = NUCLEI_THRESHOLD,
     connectivity: int = 1,
     watershed: bool = False,
-    min_distance_px: int = 7,
+    seed_depth_px: float = SEED_DEPTH_PX,
 ) -> tuple[np.ndarray, int]:
     """Segment the nuclei of one tile: fixed threshold, labelling, optional watershed.
 
@@ -70,12 +75,16 @@ def segment_nuclei(
     connectivity : int
         See :func:`nima_lessons.labels.label_structure`.
     watershed : bool
-        Split touching nuclei with a watershed of the distance transform,
-        seeded by its local maxima at least ``min_distance_px`` apart. The
-        generated nuclei never touch, so it changes nothing there; note that
-        it is not pixel-local, so tiles then need overlap to agree.
-    min_distance_px : int
-        Smallest distance between two watershed seeds.
+        Split touching nuclei with the distance-transform watershed of the
+        pipeline (:func:`nima_lessons.pipeline._segment.split_touching`,
+        h-maxima seeds, flooding with ``connectivity``). The generated nuclei
+        never touch, so it changes nothing there; note that it is not
+        pixel-local, so tiles then need overlap to agree.
+    seed_depth_px : float
+        How far (in pixels of distance to the background) a watershed seed
+        must rise above the saddle joining it to a higher one: two touching
+        nuclei are split only when the neck between them is at least this much
+        narrower than each (in radius). Larger values split less.
 
     Returns
     -------
@@ -96,36 +105,9 @@ def segment_nuclei(
     structure = label_structure(tile.ndim, connectivity)
     labels, n = ndi.label(mask, structure=structure)
     if watershed and n:
-        labels, n = _split_touching(mask, labels, structure, min_distance_px)
+        labels = split_touching(mask, seed_depth_px, connectivity)
+        n = int(labels.max())
     return labels.astype(np.int32, copy=False), int(n)
-
-
-def _split_touching(
-    mask: np.ndarray, labels: np.ndarray, structure: np.ndarray, min_distance_px: int
-) -> tuple[np.ndarray, int]:
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed as skimage_watershed
-
-    distance = ndi.distance_transform_edt(mask)
-    peaks = peak_local_max(
-        distance, min_distance=min_distance_px, labels=labels, exclude_border=False
-    )
-    markers = np.zeros(mask.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-    # A peak plateau gives several seeds; merge seeds that touch one another.
-    markers, _ = ndi.label(ndi.binary_dilation(markers > 0, structure), structure)
-    markers[~mask] = 0
-    split = skimage_watershed(-distance, markers, mask=mask, connectivity=structure)
-    return _renumber(split)
-
-
-def _renumber(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Number the labels present 1..n, keeping their order."""
-    values = np.unique(labels)
-    values = values[values > 0]
-    lookup = np.zeros(int(labels.max()) + 1, dtype=np.int32)
-    lookup[values] = np.arange(1, len(values) + 1, dtype=np.int32)
-    return lookup[labels], len(values)
 
 
 def count_nuclei(
@@ -133,6 +115,7 @@ def count_nuclei(
     threshold: float = NUCLEI_THRESHOLD,
     connectivity: int = 1,
     watershed: bool = False,
+    seed_depth_px: float = SEED_DEPTH_PX,
 ) -> int:
     """Count the nuclei of one tile (or of a whole image in memory).
 
@@ -140,7 +123,7 @@ def count_nuclei(
     ----------
     tile : array_like
         A grey-level image.
-    threshold, connectivity, watershed
+    threshold, connectivity, watershed, seed_depth_px
         See :func:`segment_nuclei`.
 
     Returns
@@ -154,16 +137,20 @@ def count_nuclei(
     >>> count_nuclei(nuclei.image) == nuclei.count
     True
     """
-    return segment_nuclei(tile, threshold, connectivity, watershed)[1]
+    return segment_nuclei(tile, threshold, connectivity, watershed, seed_depth_px)[1]
 
 
 # ---------------------------------------------------------------- per-tile kernels
 
 
 def _count_block(
-    block: np.ndarray, threshold: float, connectivity: int, watershed: bool
+    block: np.ndarray,
+    threshold: float,
+    connectivity: int,
+    watershed: bool,
+    seed_depth_px: float,
 ) -> np.ndarray:
-    count = count_nuclei(block, threshold, connectivity, watershed)
+    count = count_nuclei(block, threshold, connectivity, watershed, seed_depth_px)
     return np.full((1,) * block.ndim, count, dtype=np.int64)
 
 
@@ -234,6 +221,7 @@ def count_map(
     connectivity: int = 1,
     watershed: bool = False,
     chunks: Chunks | None = None,
+    seed_depth_px: float = SEED_DEPTH_PX,
 ) -> da.Array:
     """Count the nuclei of every tile, lazily: one number per chunk.
 
@@ -245,6 +233,8 @@ def count_map(
         See :func:`segment_nuclei`.
     chunks : optional
         Tile size, to rechunk ``image`` (or to wrap a numpy array) first.
+    seed_depth_px : float
+        See :func:`segment_nuclei`; used with ``watershed=True`` only.
 
     Returns
     -------
@@ -269,9 +259,8 @@ def count_map(
         threshold,
         connectivity,
         watershed,
-        chunks=tuple((1,) * n for n in array.numblocks),
-        dtype=np.int64,
-        meta=np.empty((0,) * array.ndim, dtype=np.int64),
+        seed_depth_px,
+        **_one_per_tile(array, np.int64),
     )
 
 
@@ -375,9 +364,7 @@ def count_tiled(
             array,
             threshold,
             connectivity,
-            chunks=tuple((1,) * n for n in array.numblocks),
-            dtype=np.float64,
-            meta=np.empty((0,) * array.ndim, dtype=np.float64),
+            **_one_per_tile(array, np.float64),
         ).sum()
     elif strategy == "centroid":
         total = _centroid_counts(array, depth, threshold, connectivity).sum()
@@ -415,10 +402,21 @@ def _centroid_counts(
         boundary="none",
         trim=False,
         allow_rechunk=False,
-        chunks=tuple((1,) * n for n in array.numblocks),
-        dtype=np.int64,
-        meta=np.empty((0,) * array.ndim, dtype=np.int64),
+        **_one_per_tile(array, np.int64),
     )
+
+
+def _one_per_tile(array: da.Array, dtype: type[np.generic]) -> dict[str, Any]:
+    """``map_blocks`` keywords of a block function giving one number per tile of ``array``.
+
+    The result has shape ``array.numblocks`` in chunks of 1, so its repr shows
+    its true (small) shape rather than the image's.
+    """
+    return {
+        "chunks": tuple((1,) * n for n in array.numblocks),
+        "dtype": dtype,
+        "meta": np.empty((0,) * array.ndim, dtype=dtype),
+    }
 
 
 def _as_tiled(image: object, chunks: Chunks | None) -> da.Array:
@@ -523,6 +521,7 @@ def _relative(error: float, reference: float) -> float:
 __all__ = [
     "DEFAULT_DEPTH_PX",
     "NUCLEI_THRESHOLD",
+    "SEED_DEPTH_PX",
     "STRATEGIES",
     "Strategy",
     "compare_strategies",

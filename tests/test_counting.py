@@ -64,6 +64,49 @@ def test_whole_image_count_is_the_truth(nuclei):
     assert pairs.shape[1] == len(set(pairs[0])) == len(set(pairs[1])) == nuclei.count
 
 
+def touching_nuclei() -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Pairs of overlapping discs (radius 10, centres 16 apart), an ellipse and a thin bar.
+
+    Returns the image and the centre of every nucleus drawn: the truth by construction.
+    """
+    yy, xx = np.mgrid[:120, :200]
+    image = np.full(yy.shape, 10, dtype=np.uint8)
+    centres = []
+    for y, x in [(25, 25), (25, 100), (80, 40)]:
+        for cx in (x, x + 16):
+            image[(yy - y) ** 2 + (xx - cx) ** 2 <= 100] = 200
+            centres.append((y, cx))
+    # One elongated nucleus (its ridge must give one seed) and one too thin to seed.
+    image[((yy - 85) / 8.0) ** 2 + ((xx - 130) / 25.0) ** 2 <= 1] = 200
+    centres.append((85, 130))
+    image[100:102, 170:190] = 200
+    centres.append((100, 180))
+    return image, centres
+
+
+def test_watershed_splits_touching_nuclei_as_drawn():
+    image, centres = touching_nuclei()
+    assert count_nuclei(image) == scipy_count(image) == len(centres) - 3
+    labels, n = segment_nuclei(image, watershed=True)
+    assert n == count_nuclei(image, watershed=True) == len(centres)
+    np.testing.assert_array_equal(labels > 0, image > NUCLEI_THRESHOLD)
+    # Every drawn nucleus has its own label, found at its centre.
+    assert sorted(int(labels[y, x]) for y, x in centres) == list(range(1, n + 1))
+    # The neck of each pair is about 4 px (10 - 6) shallower than the discs:
+    # a deeper seed depth keeps each pair whole.
+    assert count_nuclei(image, watershed=True, seed_depth_px=6) == len(centres) - 3
+
+
+def test_count_map_passes_the_seed_depth_to_every_tile():
+    image, _ = touching_nuclei()
+    # The tile borders at x = 80 and 160 cut no nucleus: two pairs in the
+    # first tile, a pair and the ellipse in the second, the bar in the last.
+    tiles = da.from_array(image, chunks=(120, 80))
+    assert count_map(tiles, watershed=True).compute().ravel().tolist() == [4, 3, 1]
+    kept = count_map(tiles, watershed=True, seed_depth_px=6)
+    assert kept.compute().ravel().tolist() == [2, 2, 1]
+
+
 @pytest.mark.parametrize("tile", TILE_SIZES)
 def test_exact_strategies_equal_the_whole_image_count(nuclei, tile):
     image = da.from_array(nuclei.image, chunks=tile)

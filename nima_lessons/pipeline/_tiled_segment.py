@@ -24,7 +24,7 @@ Watershed splitting of touching cells is refused on tiles (see
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import dask
 import dask.array as da
@@ -33,7 +33,7 @@ import scipy.ndimage as ndi
 import xarray as xr
 
 from nima_lessons.pipeline._lift import PLANE_DIMS, overlap_planes, refuse_tiles
-from nima_lessons.pipeline._segment import geometric_mean, remove_small
+from nima_lessons.pipeline._segment import MaskCleanup, geometric_mean, remove_small
 from nima_lessons.pipeline._tile_stats import row_batches
 from nima_lessons.pipeline._tiled_labels import fill_holes_planes, label_planes
 from nima_lessons.pipeline._tiled_levels import (
@@ -66,14 +66,15 @@ def check_tiled_options(
         refuse_tiles(
             im, f"background method {background_method!r}", refusal_reason(background_method)
         )
-    if segment_method not in TILED_THRESHOLD_METHODS:
-        refuse_tiles(im, f"threshold method {segment_method!r}", refusal_reason(segment_method))
+    _check_segment_options(im, segment_method, watershed)
+
+
+def _check_segment_options(im: xr.DataArray, method: str, watershed: bool) -> None:
+    """Refuse a threshold method or watershed splitting that has no tiled version."""
+    if method not in TILED_THRESHOLD_METHODS:
+        refuse_tiles(im, f"threshold method {method!r}", refusal_reason(method))
     if watershed:
         refuse_tiles(im, "watershed splitting (watershed=True)", WATERSHED_REFUSAL)
-
-
-#: How the mask is cleaned after small objects are removed.
-MaskCleanup = Literal["fill_holes", "closing"]
 
 
 def tiled_segment(
@@ -107,10 +108,7 @@ def tiled_segment(
     ValueError
         If ``method`` has no tiled version, or ``watershed`` is true.
     """
-    if method not in TILED_THRESHOLD_METHODS:
-        refuse_tiles(im, f"threshold method {method!r}", refusal_reason(method))
-    if watershed:
-        refuse_tiles(im, "watershed splitting (watershed=True)", WATERSHED_REFUSAL)
+    _check_segment_options(im, method, watershed)
     lead = tuple(dim for dim in im.dims if dim not in ("C", *PLANE_DIMS))
     data = im.transpose(*lead, "C", *PLANE_DIMS).data.rechunk({len(lead): -1})
     combined = channel_mean(data)
