@@ -29,6 +29,7 @@ __all__ = [
     "Work",
     "allocation_job",
     "check_repeats",
+    "child_env",
     "copy_bandwidth",
     "machine_info",
     "peak_rss_bytes",
@@ -318,7 +319,7 @@ def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -
         command = [sys.executable, "-c", _CHILD_COMMAND, str(spec_path), str(result_path)]
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout_seconds, env=_child_env()
+                command, capture_output=True, text=True, timeout=timeout_seconds, env=child_env()
             )
         except subprocess.TimeoutExpired as error:
             raise RuntimeError(
@@ -338,8 +339,8 @@ _CHILD_COMMAND = (
 )
 
 
-def _child_env() -> dict:
-    """Environment of a job process: this one's, with this package importable first."""
+def child_env() -> dict:
+    """Return the environment of a child Python process: this one's, this package first."""
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
