@@ -251,10 +251,14 @@ def profile_job(
     }
 
 
-def _import(target: str) -> Callable[..., Any]:
+def _split_target(target: str) -> list[str]:
     if target.count(":") != 1:
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
-    module_name, function_name = target.split(":")
+    return target.split(":")
+
+
+def _import(target: str) -> Callable[..., Any]:
+    module_name, function_name = _split_target(target)
     return getattr(importlib.import_module(module_name), function_name)
 
 
@@ -311,8 +315,7 @@ def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -
     RuntimeError
         If the process fails or times out; the message ends with its stderr.
     """
-    if target.count(":") != 1:
-        raise ValueError(f"target must look like 'package.module:function', got {target!r}")
+    _split_target(target)
     with tempfile.TemporaryDirectory(prefix="nima-lessons-bench-") as folder:
         spec_path, result_path = Path(folder) / "job.json", Path(folder) / "result.json"
         spec_path.write_text(json.dumps({"target": target, "kwargs": kwargs}))
