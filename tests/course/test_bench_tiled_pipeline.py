@@ -1,4 +1,4 @@
-"""The tiled_pipeline benchmark case: its claims, its large preset, a tiny run in fresh processes."""
+"""The tiled_pipeline case: its claims, its large preset, a tiny run in fresh processes."""
 
 import pytest
 

@@ -86,7 +86,6 @@ __all__ = [
     "Trials",
     "claim",
     "comparison",
-    "find_row",
     "presets",
     "run_case",
 ]
@@ -206,20 +205,6 @@ def claim(text: str, value: float | None, threshold: float, at_least: bool = Tru
     """
     holds = value is not None and (value >= threshold if at_least else value <= threshold)
     return {"claim": text, "value": value, "threshold": threshold, "holds": bool(holds)}
-
-
-def find_row(rows: Sequence[dict], implementation: str, **params: Any) -> dict | None:
-    """Return the first row of ``implementation`` with these ``params``, ``None`` if there is none.
-
-    Examples
-    --------
-    >>> find_row([{"implementation": "ours", "params": {"n": 2}}], "ours", n=2)["params"]
-    {'n': 2}
-    """
-    for row in rows:
-        if row["implementation"] == implementation and params.items() <= row["params"].items():
-            return row
-    return None
 
 
 def row_value(row: Mapping[str, Any], metric: str) -> float | None:

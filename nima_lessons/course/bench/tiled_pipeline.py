@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, find_row, presets
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
 from nima_lessons.course.bench.harness import Work
 
 __all__ = [
@@ -118,8 +118,9 @@ def tiled_pipeline_claims(rows: list[dict], params: Mapping[str, Any]) -> list[d
     - on the 8,192^2 plane the tiled run is at least as fast (whole / tiles >= 1).
     """
     claims = []
+    measured = {(row["implementation"], row["params"]["size_px"]): row for row in rows}
     for size_px in params["sizes_px"]:
-        tiles, whole = (find_row(rows, mode, size_px=size_px) for mode in ("tiles", "whole planes"))
+        tiles, whole = measured.get(("tiles", size_px)), measured.get(("whole planes", size_px))
         if tiles and whole:
             a, b = tiles["metrics"], whole["metrics"]
             same = (
