@@ -37,6 +37,7 @@ __all__ = [
     "ensure_nima_sample",
     "nima_sample_path",
     "open_nima_sample",
+    "read_nima_tables",
 ]
 
 NIMA_VERSION = "0.11.9"
@@ -324,13 +325,34 @@ def open_nima_sample(folder: str | os.PathLike | None = None) -> NimaSample:
             "ensure_dataset('nima-sample') to fetch it"
         )
     image = read_image(folder / IMAGE_NAME, channels=dict(zip("012", CHANNELS, strict=True)))
-    background = pd.read_csv(folder / "nima-results" / "bg.csv", index_col=0)
-    background = background.rename_axis("T")[list(CHANNELS)]
+    background, cells = read_nima_tables(folder / "nima-results")
+    flat = np.stack([tifffile.imread(p) for p in sorted((folder / "flat").glob("*.tif"))])
+    return NimaSample(folder, image, background, cells, flat)
+
+
+def read_nima_tables(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the tables nima's command line writes for one image: ``bg.csv``, ``label<N>.csv``.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        The background levels (index T, columns G, R, C) and the per-cell
+        table (``label``, ``T``, then nima's columns), as in :class:`NimaSample`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder`` holds no ``bg.csv`` or no ``label<N>.csv``.
+    """
+    folder = Path(folder)
+    labels = sorted(folder.glob("label*.csv"))
+    if not (folder / "bg.csv").is_file() or not labels:
+        raise FileNotFoundError(f"{folder} holds no bg.csv and label<N>.csv written by nima")
+    background = pd.read_csv(folder / "bg.csv", index_col=0).rename_axis("T")[list(CHANNELS)]
     tables = []
-    for path in sorted((folder / "nima-results").glob("label*.csv")):
+    for path in labels:
         table = pd.read_csv(path, index_col=0).rename_axis("T").reset_index()
         tables.append(table.assign(label=int(path.stem.removeprefix("label"))))
     cells = pd.concat(tables, ignore_index=True)
     cells = cells[["label", "T", *[c for c in cells.columns if c not in ("label", "T")]]]
-    flat = np.stack([tifffile.imread(p) for p in sorted((folder / "flat").glob("*.tif"))])
-    return NimaSample(folder, image, background, cells, flat)
+    return background, cells

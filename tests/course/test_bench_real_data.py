@@ -256,18 +256,21 @@ def test_agreement_follows_the_acceptance_tolerances(reference, change, expected
     assert found["agrees_with_nima"] is (change in ("none", "background +2", "ratio x 1.009"))
 
 
-def test_nimas_tables_are_read_as_the_sample_reads_them(stand_in_sample, tmp_path):
+def test_nimas_tables_are_read_with_labels_and_time_points(tmp_path):
     for name, text in nima_csvs().items():
         (tmp_path / name).write_text(text)
-    background, cells = real_data.read_nima_tables(tmp_path)
-    shipped = nima_sample.open_nima_sample(stand_in_sample)
-    pd.testing.assert_frame_equal(background[["G", "R", "C"]], shipped.background)
-    pd.testing.assert_frame_equal(
-        cells.set_index(["label", "T"]).sort_index(),
-        shipped.cells.set_index(["label", "T"]).sort_index(),
-    )
+    background, cells = nima_sample.read_nima_tables(tmp_path)
+    expected = pd.DataFrame({"G": [459.0, 462.0], "R": [245.0, 249.0], "C": [272.0, 275.0]})
+    pd.testing.assert_frame_equal(background, expected.rename_axis("T"))
+    assert list(cells.columns) == ["label", "T", *COLUMNS]
+    assert list(zip(cells["label"], cells["T"], strict=True)) == [
+        (label, t) for label in (1, 2, 3) for t in (0, 1)
+    ]
+    # label N's second row is its first plus 0.5, its first row 0, 1, 2, ... plus N
+    second_of_3 = cells[(cells["label"] == 3) & (cells["T"] == 1)][COLUMNS].to_numpy()
+    np.testing.assert_array_equal(second_of_3[0], np.arange(len(COLUMNS)) + 3.5)
     with pytest.raises(FileNotFoundError, match=r"holds no bg\.csv"):
-        real_data.read_nima_tables(tmp_path / "empty")
+        nima_sample.read_nima_tables(tmp_path / "empty")
 
 
 # ---------------------------------------------------------------- the case, on a stand-in

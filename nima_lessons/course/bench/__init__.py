@@ -30,15 +30,19 @@ Cases (names for ``cases=`` and ``--case``):
     Cases 1 and 3 (smaller) on the synchronous, threads, processes and
     distributed schedulers.
 
-Two more cases are planned (``tiled_pipeline``, ``real_data``); each appears in
-:data:`CASES` once its module exists.
+``tiled_pipeline``
+    The whole pipeline on one large stitched plane, in tiles against whole
+    planes: time, peak memory and the same cells (its ``large`` preset, a
+    50,000 x 50,000 plane in tiles only, runs only when asked for).
+``real_data``
+    The ``nima`` preset on nima's sample image against nima's own command line.
 
 Result schema (``results.json``, also returned by :func:`run_benchmarks`)::
 
     {
       "schema_version": 1,
       "created": "2026-01-01T12:00:00+00:00",   # UTC, ISO 8601
-      "preset": "full" | "quick" | "tiny",
+      "preset": "full" | "quick" | "tiny" | "large",
       "repeats": null | int,                     # the override, if any
       "total_seconds": float,
       "machine": {
@@ -135,6 +139,7 @@ _COPY_BYTES: dict[Preset, int] = {
     "full": 512 * harness.MEGABYTE,
     "quick": 128 * harness.MEGABYTE,
     "tiny": 8 * harness.MEGABYTE,
+    "large": 512 * harness.MEGABYTE,
 }
 
 
@@ -177,6 +182,18 @@ def load_case(name: str) -> Case:
     return importlib.import_module(f"{__name__}.{name}").CASE
 
 
+def _offering(names: list[str], preset: Preset, chosen_by_name: bool) -> list[str]:
+    """The cases of ``names`` that offer ``preset``; all of them when they are named."""
+    lacking = [name for name in names if preset not in load_case(name).presets]
+    if chosen_by_name and lacking:
+        offered = [name for name in CASES if preset in load_case(name).presets]
+        raise ValueError(
+            f"case {', '.join(lacking)} has no {preset!r} preset; "
+            f"it is offered by: {', '.join(offered) or 'no case'}"
+        )
+    return [name for name in names if name not in lacking]
+
+
 def _logger(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
     if callable(progress):
         return progress
@@ -200,8 +217,8 @@ def run_case(
     ----------
     name : str
         A case name (see :data:`CASES`).
-    preset : {"tiny", "quick", "full"}
-        Which sizes to use.
+    preset : {"tiny", "quick", "full", "large"}
+        Which sizes to use (``large``: only the cases offering it).
     repeats : int, optional
         Timed repeats per figure; the case's default for the preset if omitted.
     copy_MBps : float, optional
@@ -222,6 +239,7 @@ def run_case(
     """
     case = load_case(name)
     chosen = _validate_preset(preset)
+    _offering([name], chosen, chosen_by_name=True)
     if repeats is not None:
         harness.check_repeats(repeats)
     if copy_MBps is None:
@@ -265,8 +283,9 @@ def run_benchmarks(
         Timed repeats per figure for every case (each case's own otherwise).
     progress : bool or callable
         Print one line per step to stderr, or pass the lines to a callable.
-    preset : {"tiny", "quick", "full"}, optional
-        Overrides ``quick``; ``"tiny"`` is what the tests run.
+    preset : {"tiny", "quick", "full", "large"}, optional
+        Overrides ``quick``; ``"tiny"`` is what the tests run; ``"large"`` runs
+        only the cases offering it (``tiled_pipeline``).
     overwrite : bool
         Replace the result files of an earlier run in ``out``.
 
@@ -278,13 +297,14 @@ def run_benchmarks(
     Raises
     ------
     ValueError
-        If a case name, the preset or ``repeats`` is invalid.
+        If a case name, the preset or ``repeats`` is invalid, or a named case
+        lacks the preset.
     FileExistsError
         If ``out`` already holds results and ``overwrite`` is false (checked
         before anything runs).
     """
-    names = validate_cases(cases)
     chosen = _validate_preset(preset if preset is not None else ("quick" if quick else "full"))
+    names = _offering(validate_cases(cases), chosen, chosen_by_name=cases is not None)
     if repeats is not None:
         harness.check_repeats(repeats)
     if out is not None:

@@ -14,7 +14,7 @@ its name in :data:`nima_lessons.course.bench.PLANNED_CASES` sets its place in th
 ``presets``
     ``{"tiny": {...}, "quick": {...}, "full": {...}}``: the sizes, JSON-compatible.
     ``tiny`` runs in the unit tests (seconds), ``quick`` under a minute, ``full`` is
-    the published run.
+    the published run; a case may add ``large``, run only when asked for by name.
 ``repeats``
     Timed repeats per preset, e.g. ``{"tiny": 1, "quick": 2, "full": 5}``.
 ``trials(context)``
@@ -53,17 +53,13 @@ A :class:`Trial` names the row (``operation``, ``implementation``, ``role``,
   and returns a ``Work`` (:mod:`nima_lessons.course.bench.harness`), run in a fresh
   process so that the row's peak memory is that job's alone (the ``tiny`` preset runs
   it in the calling process: quicker, structure only);
-- ``seconds``: values the case measured itself (a cluster's start-up).
+- ``seconds``: values the case measured itself (a cluster's start-up, a command),
+  with the ``peak_rss_bytes`` it measured, if any.
 
 Ratios are made by the runner: every ``ours`` row is compared, on each figure of its
 ``compare``, with every anchor or reference row of the same ``operation`` whose
 (non-``None``) parameters it shares. A trial whose ``requires`` names a module that is
 not installed (an optional anchor) is skipped with a one-line note.
-
-The two cases planned next follow the same protocol: ``tiled_pipeline`` (the whole
-pipeline on one large chunked plane, tiled against whole planes: a ``job`` per way,
-comparing ``seconds`` and ``peak_rss_bytes``) and ``real_data`` (our pipeline on nima's
-sample image against nima's own command line, a trial that ``requires=("nima",)``).
 """
 
 from __future__ import annotations
@@ -94,11 +90,12 @@ __all__ = [
     "run_case",
 ]
 
-Preset = Literal["tiny", "quick", "full"]
+Preset = Literal["tiny", "quick", "full", "large"]
 Role = Literal["ours", "anchor", "reference"]
 
-#: Size presets: ``tiny`` for the tests, ``quick`` for a smoke run, ``full`` for the figures.
-PRESETS: tuple[Preset, ...] = ("tiny", "quick", "full")
+#: Size presets: ``tiny`` for the tests, ``quick`` for a smoke run, ``full`` for the figures,
+#: ``large`` beyond them (only the cases that offer it).
+PRESETS: tuple[Preset, ...] = ("tiny", "quick", "full", "large")
 #: What a row stands for: this package, the established way, or a yardstick.
 ROLES: tuple[Role, ...] = ("ours", "anchor", "reference")
 
@@ -116,6 +113,8 @@ class Trial:
     run: Callable[[], Any] | None = None
     job: tuple[str, Mapping[str, Any]] | None = None
     seconds: Sequence[float] | None = None
+    #: With ``seconds``: the peak memory the case measured (a command's own).
+    peak_rss_bytes: int | None = None
     warmup: Callable[[], Any] | None = None
     #: Time the first call of ``run`` as ``first_run_seconds`` (start-up, compilation).
     first_run: bool = False
@@ -126,6 +125,8 @@ class Trial:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     compare: tuple[str, ...] = ("seconds",)
     requires: tuple[str, ...] = ()
+    #: Longest wait for a ``job`` in a fresh process, in seconds.
+    timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -279,7 +280,7 @@ def _measure(trial: Trial, context: Context) -> dict | None:
     if trial.job is not None:
         job = {"target": trial.job[0], "kwargs": dict(trial.job[1]), "repeats": repeats}
         if context.fresh_processes:
-            memory = harness.run_in_subprocess(_PROFILE, job)
+            memory = harness.run_in_subprocess(_PROFILE, job, trial.timeout_s)
         else:  # the same job, here: quick, but its memory figures are not its own
             memory = harness.profile_prepared(**json.loads(json.dumps(job)))
         seconds = memory["seconds"]
@@ -293,6 +294,7 @@ def _measure(trial: Trial, context: Context) -> dict | None:
         seconds = harness.time_repeats(trial.run, repeats, trial.warmup, record)
     elif trial.seconds is not None:
         seconds = harness.summarize(list(trial.seconds))
+        memory = {"peak_rss_bytes": trial.peak_rss_bytes}
     if trial.n_bytes and seconds:
         throughput = trial.n_bytes / harness.MEGABYTE / seconds["median"]
         metrics.update(throughput_MBps=throughput, copy_fraction=throughput / context.copy_MBps)
@@ -322,8 +324,8 @@ def run_case(
     ----------
     case : Case
         What to measure.
-    preset : {"tiny", "quick", "full"}
-        Which sizes.
+    preset : {"tiny", "quick", "full", "large"}
+        Which sizes; one of ``case.presets``.
     repeats : int, optional
         Timed repeats per row; the case's default for the preset if omitted.
     copy_MBps : float

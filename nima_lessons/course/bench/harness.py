@@ -29,6 +29,7 @@ __all__ = [
     "Work",
     "allocation_job",
     "check_repeats",
+    "child_env",
     "copy_bandwidth",
     "machine_info",
     "peak_rss_bytes",
@@ -250,10 +251,14 @@ def profile_job(
     }
 
 
-def _import(target: str) -> Callable[..., Any]:
+def _split_target(target: str) -> list[str]:
     if target.count(":") != 1:
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
-    module_name, function_name = target.split(":")
+    return target.split(":")
+
+
+def _import(target: str) -> Callable[..., Any]:
+    module_name, function_name = _split_target(target)
     return getattr(importlib.import_module(module_name), function_name)
 
 
@@ -310,15 +315,14 @@ def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -
     RuntimeError
         If the process fails or times out; the message ends with its stderr.
     """
-    if target.count(":") != 1:
-        raise ValueError(f"target must look like 'package.module:function', got {target!r}")
+    _split_target(target)
     with tempfile.TemporaryDirectory(prefix="nima-lessons-bench-") as folder:
         spec_path, result_path = Path(folder) / "job.json", Path(folder) / "result.json"
         spec_path.write_text(json.dumps({"target": target, "kwargs": kwargs}))
         command = [sys.executable, "-c", _CHILD_COMMAND, str(spec_path), str(result_path)]
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout_seconds, env=_child_env()
+                command, capture_output=True, text=True, timeout=timeout_seconds, env=child_env()
             )
         except subprocess.TimeoutExpired as error:
             raise RuntimeError(
@@ -338,8 +342,8 @@ _CHILD_COMMAND = (
 )
 
 
-def _child_env() -> dict:
-    """Environment of a job process: this one's, with this package importable first."""
+def child_env() -> dict:
+    """Return the environment of a child Python process: this one's, this package first."""
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))

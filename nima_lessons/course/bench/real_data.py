@@ -38,7 +38,7 @@ from nima_lessons.course.bench.case import (
     comparison,
     presets,
 )
-from nima_lessons.course.bench.harness import Work, _child_env
+from nima_lessons.course.bench.harness import Work, child_env
 from nima_lessons.course.nima_sample import (
     CHANNELS,
     IMAGE_NAME,
@@ -48,6 +48,7 @@ from nima_lessons.course.nima_sample import (
     ensure_nima_sample,
     nima_sample_path,
     open_nima_sample,
+    read_nima_tables,
 )
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "missing_nima_message",
     "nima_table",
     "prepare_ours",
-    "read_nima_tables",
     "run_command",
 ]
 
@@ -347,35 +347,6 @@ def agreement_with_nima(
     }
 
 
-def read_nima_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read the tables nima's command line wrote: ``bg.csv`` and ``label<N>.csv``.
-
-    Returns
-    -------
-    tuple of pandas.DataFrame
-        The background levels (index T, columns G, R, C) and the per-cell table
-        (``label``, ``T`` and nima's columns), as in
-        :class:`~nima_lessons.course.nima_sample.NimaSample`.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``folder`` holds no ``bg.csv`` or no ``label<N>.csv``.
-    """
-    labels = sorted(folder.glob("label*.csv"))
-    if not (folder / "bg.csv").is_file() or not labels:
-        raise FileNotFoundError(f"{folder} holds no bg.csv and label<N>.csv written by nima")
-    background = pd.read_csv(folder / "bg.csv", index_col=0).rename_axis("T")
-    tables = [
-        pd.read_csv(path, index_col=0)
-        .rename_axis("T")
-        .reset_index()
-        .assign(label=int(path.stem.removeprefix("label")))
-        for path in labels
-    ]
-    return background, pd.concat(tables, ignore_index=True)
-
-
 def prepare_ours(folder: str) -> Work:
     """Return our whole nima workflow on the sample in ``folder``, ready to be timed.
 
@@ -434,13 +405,6 @@ def _sample_folder(context: Context) -> Path | None:
     return folder
 
 
-def _nima_environment() -> dict[str, str]:
-    # nima lives in its own environment: this one's Python path must not leak into it.
-    return {
-        key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")
-    }
-
-
 def _our_command() -> list[str]:
     """``nima-lessons pipeline`` with the nima preset on the sample, run by this Python."""
     return [
@@ -485,8 +449,8 @@ def _command_trial(
     env: Mapping[str, str],
     image: Path,
     check: Any,
-) -> tuple[Trial, int | None]:
-    """Run a command on the image once per repeat; return its trial and its highest peak.
+) -> Trial:
+    """Run a command on the image once per repeat; return its trial (with its highest peak).
 
     Each run starts in a fresh folder holding only the image; ``check(folder)``
     turns what the last run wrote into the row's metrics.
@@ -506,12 +470,11 @@ def _command_trial(
             shutil.copyfile(source, folder / image.name)
         runs.append(run_command(argv, folder, env))
     peaks = [run.peak_rss_bytes for run in runs if run.peak_rss_bytes is not None]
-    trial = Trial(
+    return Trial(
         _OPERATION, implementation, role, {"image": IMAGE_NAME},
-        seconds=[run.seconds for run in runs], metrics=check(folder),
-        compare=("seconds", "peak_rss_bytes"),
+        seconds=[run.seconds for run in runs], peak_rss_bytes=max(peaks) if peaks else None,
+        metrics=check(folder), compare=("seconds", "peak_rss_bytes"),
     )  # fmt: skip
-    return trial, max(peaks) if peaks else None
 
 
 def _trials(context: Context) -> Trials:
@@ -523,15 +486,11 @@ def _trials(context: Context) -> Trials:
     job = (f"{__name__}:prepare_ours", {"folder": str(folder)})
     compare = ("seconds", "peak_rss_bytes")
     yield Trial(_OPERATION, OURS, "ours", {"image": IMAGE_NAME}, job=job, compare=compare)
-    # The protocol measures the peak memory of jobs; a command's is measured here, and set
-    # on the row it gets back.
     if params["command"]:
-        trial, peak = _command_trial(
-            context, OUR_COMMAND, "ours", _our_command(), _child_env(), image,
+        yield _command_trial(
+            context, OUR_COMMAND, "ours", _our_command(), child_env(), image,
             lambda run: _check_our_command(run, reference),
         )  # fmt: skip
-        row = yield trial
-        row["peak_rss_bytes"] = peak
     if not params["anchor"]:
         context.note(
             "nima's command line skipped at the tiny preset (it takes tens of seconds): "
@@ -542,12 +501,12 @@ def _trials(context: Context) -> Trials:
     if nima is None:
         context.note(missing)
         return
-    trial, peak = _command_trial(
-        context, NIMA_COMMAND, "anchor", [nima, IMAGE_NAME, *CHANNELS], _nima_environment(),
+    # nima lives in its own environment: this one's Python path must not leak into it.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    row = yield _command_trial(
+        context, NIMA_COMMAND, "anchor", [nima, IMAGE_NAME, *CHANNELS], env,
         image, lambda run: _check_nima(run, reference),
     )  # fmt: skip
-    row = yield trial
-    row["peak_rss_bytes"] = peak
     if row["metrics"]["nima_version"] != NIMA_VERSION:
         context.note(
             f"The anchor is nima {row['metrics']['nima_version']}; the shipped tables are nima "

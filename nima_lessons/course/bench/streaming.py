@@ -18,9 +18,9 @@ import numpy as np
 from nima_lessons._atomic import atomic_path
 from nima_lessons.course import plotting
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
-from nima_lessons.course.bench.harness import Work, profile_job
+from nima_lessons.course.bench.harness import Work
 
-__all__ = ["CASE", "pipeline_job", "streaming_claims", "write_timelapse"]
+__all__ = ["CASE", "streaming_claims", "write_timelapse"]
 
 Mode = Literal["streaming", "load-all"]
 MODES: dict[Mode, Literal["ours", "anchor"]] = {"load-all": "anchor", "streaming": "ours"}
@@ -62,12 +62,6 @@ def prepare_pipeline(folder: str, n_t: int, mode: Mode, warmup: bool = True) -> 
     dask.config.set(scheduler="threads")
     first = _pipeline_run(Path(folder), 1, mode) if warmup else None
     return Work(_pipeline_run(Path(folder), n_t, mode), warmup=first)
-
-
-def pipeline_job(folder: str, n_t: int, mode: Mode, repeats: int, warmup: bool = True) -> dict:
-    """Profile :func:`prepare_pipeline` in this process (run it with ``run_in_subprocess``)."""
-    work = prepare_pipeline(folder, n_t, mode, warmup)
-    return profile_job(work.run, repeats, work.warmup)
 
 
 def _pipeline_run(folder: Path, n_t: int, mode: Mode) -> Any:
@@ -120,11 +114,6 @@ def _trials(context: Context) -> Trials:
         )
 
 
-def _peak(rows: list[dict], mode: str, n_t: int) -> int:
-    (row,) = [row for row in rows if row["implementation"] == mode and row["params"]["n_t"] == n_t]
-    return row["peak_rss_bytes"]
-
-
 def streaming_claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     """Check the streaming claims on the rows of a run (none with fewer than two ``params["n_t"]``).
 
@@ -135,8 +124,9 @@ def streaming_claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
     if len(counts) < 2:
         return []
     low, high = counts[0], counts[-1]
-    streaming = _peak(rows, "streaming", high) / _peak(rows, "streaming", low)
-    loaded = _peak(rows, "load-all", high) / _peak(rows, "load-all", low)
+    peak = {(row["implementation"], row["params"]["n_t"]): row["peak_rss_bytes"] for row in rows}
+    streaming = peak["streaming", high] / peak["streaming", low]
+    loaded = peak["load-all", high] / peak["load-all", low]
     return [
         claim(
             f"streaming peak RSS at T={high} / at T={low}, at most {STREAMING_PEAK_LIMIT}",

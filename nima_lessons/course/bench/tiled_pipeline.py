@@ -9,27 +9,29 @@ Each run is a fresh process, so its peak resident memory is its own.
 What it measures: wall time and peak RSS of each run; the number of cells, their total
 area and the sum of their ratios, which must agree between the two ways.
 
-The case follows the benchmark case protocol (``CASE``, built on first access, for
-:mod:`nima_lessons.course.bench.case`); :func:`run` runs the same measurements on its
-own, with one more preset, ``large`` (a 50,000 x 50,000 plane, tiles only).
+Besides ``tiny``, ``quick`` and ``full``, the case offers a ``large`` preset (a 50,000 x
+50,000 plane, about 10 GB of zarr in the scratch folder, in tiles only), run only when asked
+for by name::
+
+    nima-lessons bench --case tiled_pipeline --preset large --out bench-large
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
+from nima_lessons.course.bench.harness import Work
+
 __all__ = [
+    "CASE",
     "MODES",
     "PEAK_LIMIT_BYTES",
-    "PRESETS",
-    "pipeline_job",
     "prepare_pipeline",
-    "run",
     "tiled_pipeline_claims",
     "write_input",
 ]
@@ -37,16 +39,6 @@ __all__ = [
 Mode = Literal["tiles", "whole planes"]
 #: The two ways, and their roles in the report.
 MODES: dict[Mode, Literal["ours", "anchor"]] = {"whole planes": "anchor", "tiles": "ours"}
-
-#: Plane sides, tile side, camera field side; whole planes only up to ``whole_up_to_px``.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"sizes_px": [192], "tile_px": 64, "field_px": 96, "whole_up_to_px": 192},
-    "quick": {"sizes_px": [2048], "tile_px": 512, "field_px": 1024, "whole_up_to_px": 2048},
-    # Whole 16,384^2 planes would need about 30 GB (7.3 GB measured at 8,192^2).
-    "full": {"sizes_px": [8192, 16384], "tile_px": 1024, "field_px": 2048, "whole_up_to_px": 8192},
-    "large": {"sizes_px": [50000], "tile_px": 1024, "field_px": 2048, "whole_up_to_px": 0},
-}
-REPEATS = {"tiny": 1, "quick": 1, "full": 1, "large": 1}
 
 #: Peak RSS of the tiled run on the 16,384 x 16,384 plane must stay below this.
 PEAK_LIMIT_BYTES = 1.5e9
@@ -112,95 +104,9 @@ def _pipeline_run(store: Path, mode: Mode, out_dir: Path, crop_px: int | None = 
 
 def prepare_pipeline(store: str, mode: Mode, out_dir: str, warmup: bool = True):
     """A benchmark ``job`` target: the run, a small untimed warm-up, and its figures."""
-    from nima_lessons.course.bench.harness import Work
-
     run_once = _pipeline_run(Path(store), mode, Path(out_dir))
     first = _pipeline_run(Path(store), mode, Path(out_dir), crop_px=256) if warmup else None
     return Work(run_once, warmup=first, record=lambda figures: figures)
-
-
-def pipeline_job(store: str, mode: Mode, out_dir: str, repeats: int = 1) -> dict:
-    """Time the run ``repeats`` times here, after a warm-up; for :func:`run` in a fresh process."""
-    from nima_lessons.course.bench import harness
-
-    _pipeline_run(Path(store), mode, Path(out_dir), crop_px=256)()
-    seconds, figures = [], {}
-    for _ in range(repeats):
-        start = time.perf_counter()
-        figures = _pipeline_run(Path(store), mode, Path(out_dir))()
-        seconds.append(time.perf_counter() - start)
-    return {
-        "seconds": harness.summarize(seconds),
-        "peak_rss_bytes": harness.peak_rss_bytes(),
-        "metrics": figures,
-    }
-
-
-def _trials_of(params: Mapping[str, Any], scratch: Path):
-    """(params, mode, role, store) of every run of a preset, writing the inputs as needed."""
-    for size_px in params["sizes_px"]:
-        store = write_input(scratch, size_px, params["tile_px"], params["field_px"])
-        for mode, role in MODES.items():
-            if mode == "whole planes" and size_px > params["whole_up_to_px"]:
-                continue
-            yield {"size_px": size_px, "tile_px": params["tile_px"]}, mode, role, store
-
-
-def run(preset: str = "quick", log: Callable[[str], None] = print) -> dict:
-    """Measure the case on its own: one fresh process per run.
-
-    Parameters
-    ----------
-    preset : {"tiny", "quick", "full", "large"}
-        Sizes, see :data:`PRESETS`; ``large`` makes a 50,000 x 50,000 plane
-        (about 10 GB of zarr) and runs it in tiles only.
-    log : callable
-        Receives progress lines.
-
-    Returns
-    -------
-    dict
-        ``rows`` (operation, implementation, role, params, seconds, peak_rss_bytes,
-        metrics) and ``claims``.
-    """
-    from nima_lessons.course.bench import harness
-
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-    params = PRESETS[preset]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="nima-lessons-tiled-") as scratch:
-        for row_params, mode, role, store in _trials_of(params, Path(scratch)):
-            log(f"tiled_pipeline: {mode}, {row_params}")
-            measured = harness.run_in_subprocess(
-                f"{__name__}:pipeline_job",
-                {"store": str(store), "mode": mode, "out_dir": scratch, "repeats": REPEATS[preset]},
-                timeout_seconds=4 * 3600,
-            )
-            rows.append(
-                {
-                    "operation": OPERATION,
-                    "implementation": mode,
-                    "role": role,
-                    "params": row_params,
-                    "seconds": measured["seconds"],
-                    "peak_rss_bytes": measured["peak_rss_bytes"],
-                    "metrics": measured["metrics"],
-                }
-            )
-            log(
-                f"  {measured['seconds']['median']:.1f} s, "
-                f"peak {measured['peak_rss_bytes'] / 1e9:.2f} GB, {measured['metrics']}"
-            )
-    return {"rows": rows, "claims": tiled_pipeline_claims(rows, params)}
-
-
-def _row(rows: list[dict], mode: str, size_px: int) -> dict | None:
-    found = [
-        row for row in rows
-        if row["implementation"] == mode and row["params"]["size_px"] == size_px
-    ]  # fmt: skip
-    return found[0] if found else None
 
 
 def tiled_pipeline_claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
@@ -212,8 +118,9 @@ def tiled_pipeline_claims(rows: list[dict], params: Mapping[str, Any]) -> list[d
     - on the 8,192^2 plane the tiled run is at least as fast (whole / tiles >= 1).
     """
     claims = []
+    measured = {(row["implementation"], row["params"]["size_px"]): row for row in rows}
     for size_px in params["sizes_px"]:
-        tiles, whole = _row(rows, "tiles", size_px), _row(rows, "whole planes", size_px)
+        tiles, whole = measured.get(("tiles", size_px)), measured.get(("whole planes", size_px))
         if tiles and whole:
             a, b = tiles["metrics"], whole["metrics"]
             same = (
@@ -222,13 +129,13 @@ def tiled_pipeline_claims(rows: list[dict], params: Mapping[str, Any]) -> list[d
                 and abs(a["ratio_sum"] - b["ratio_sum"]) <= 1e-9 * max(1.0, abs(b["ratio_sum"]))
             )
             claims.append(
-                _claim(
+                claim(
                     f"tiles and whole planes find the same cells at {size_px}^2", float(same), 1.0
                 )
             )
         if tiles and size_px == PEAK_LIMIT_SIZE_PX:
             claims.append(
-                _claim(
+                claim(
                     f"peak RSS of the tiled pipeline on a {size_px}^2 two-channel plane, "
                     f"GB (at most {PEAK_LIMIT_BYTES / 1e9})",
                     tiles["peak_rss_bytes"] / 1e9,
@@ -238,7 +145,7 @@ def tiled_pipeline_claims(rows: list[dict], params: Mapping[str, Any]) -> list[d
             )
         if tiles and whole and size_px == SPEED_SIZE_PX:
             claims.append(
-                _claim(
+                claim(
                     f"whole planes / tiles, seconds, {size_px}^2 (at least 1: tiles as fast)",
                     whole["seconds"]["median"] / tiles["seconds"]["median"],
                     1.0,
@@ -247,59 +154,56 @@ def tiled_pipeline_claims(rows: list[dict], params: Mapping[str, Any]) -> list[d
     return claims
 
 
-def _claim(text: str, value: float | None, threshold: float, at_least: bool = True) -> dict:
-    holds = value is not None and (value >= threshold if at_least else value <= threshold)
-    return {"claim": text, "value": value, "threshold": threshold, "holds": bool(holds)}
+def _trials(context: Context) -> Trials:
+    params = context.params
+    for size_px in params["sizes_px"]:
+        store = write_input(context.scratch, size_px, params["tile_px"], params["field_px"])
+        for mode, role in MODES.items():
+            if mode == "whole planes" and size_px > params["whole_up_to_px"]:
+                continue
+            yield Trial(
+                OPERATION,
+                mode,
+                role,
+                {"size_px": size_px, "tile_px": params["tile_px"]},
+                job=(
+                    f"{__name__}:prepare_pipeline",
+                    {"store": str(store), "mode": mode, "out_dir": str(context.scratch)},
+                ),
+                compare=("seconds", "peak_rss_bytes"),
+                timeout_s=4 * 3600,
+            )
 
 
-def _case_trials(context):
-    from nima_lessons.course.bench.case import Trial
-
-    for row_params, mode, role, store in _trials_of(context.params, context.scratch):
-        yield Trial(
-            OPERATION,
-            mode,
-            role,
-            row_params,
-            job=(
-                f"{__name__}:prepare_pipeline",
-                {"store": str(store), "mode": mode, "out_dir": str(context.scratch)},
-            ),
-            compare=("seconds", "peak_rss_bytes"),
-        )
-
-
-def _build_case():
-    from nima_lessons.course.bench.case import Case
-
-    return Case(
-        title="The whole pipeline on one large stitched plane: tiles against whole planes",
-        claim=(
-            "In tiles, the pipeline gives the whole-plane cells, with a peak memory that follows "
-            "the tile size (under 1.5 GB for a 16,384^2 two-channel plane) and, on two cores, "
-            "at least the speed of whole planes (8,192^2)."
-        ),
-        presets={name: PRESETS[name] for name in ("tiny", "quick", "full")},
-        repeats={name: REPEATS[name] for name in ("tiny", "quick", "full")},
-        trials=_case_trials,
-        claims=tiled_pipeline_claims,
-        notes=[
-            "Input: a two-channel uint16 plane (G, C) in zarr, one chunk per tile and channel, "
-            "written tile by tile; dark and flat frames of one camera field repeated over the "
-            "mosaic. Each run reads it, runs the pipeline (default settings), saves the result "
-            "to zarr and measures the cells from the saved result, in a fresh process (threads "
-            "scheduler) after an untimed warm-up on a 256-px crop.",
-            "Tiles: the image's own chunks. Whole planes: the same image with each plane in one "
-            "chunk and the frames in memory.",
-            "Tiled runs compute the background levels and thresholds from per-tile summaries "
-            "(several passes over the tiles) and label in two passes: more work than whole "
-            "planes, spread over every core.",
-        ],
-    )
-
-
-def __getattr__(name: str):
-    # The case object is built on first access: it needs the benchmark case protocol.
-    if name == "CASE":
-        return _build_case()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+CASE = Case(
+    title="The whole pipeline on one large stitched plane: tiles against whole planes",
+    claim=(
+        "In tiles, the pipeline gives the whole-plane cells, with a peak memory that follows "
+        "the tile size (under 1.5 GB for a 16,384^2 two-channel plane) and, on two cores, "
+        "at least the speed of whole planes (8,192^2)."
+    ),
+    # Plane sides, tile side, camera field side; whole planes only up to whole_up_to_px:
+    # whole 16,384^2 planes would need about 30 GB (7.3 GB measured at 8,192^2).
+    presets=presets(
+        "sizes_px tile_px field_px whole_up_to_px",
+        tiny=([192], 64, 96, 192),
+        quick=([2048], 512, 1024, 2048),
+        full=([8192, 16384], 1024, 2048, 8192),
+        large=([50000], 1024, 2048, 0),
+    ),
+    repeats={"tiny": 1, "quick": 1, "full": 1, "large": 1},
+    trials=_trials,
+    claims=tiled_pipeline_claims,
+    notes=[
+        "Input: a two-channel uint16 plane (G, C) in zarr, one chunk per tile and channel, "
+        "written tile by tile; dark and flat frames of one camera field repeated over the "
+        "mosaic. Each run reads it, runs the pipeline (default settings), saves the result "
+        "to zarr and measures the cells from the saved result, in a fresh process (threads "
+        "scheduler) after an untimed warm-up on a 256-px crop.",
+        "Tiles: the image's own chunks. Whole planes: the same image with each plane in one "
+        "chunk and the frames in memory.",
+        "Tiled runs compute the background levels and thresholds from per-tile summaries "
+        "(several passes over the tiles) and label in two passes: more work than whole "
+        "planes, spread over every core.",
+    ],
+)
