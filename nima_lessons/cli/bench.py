@@ -18,8 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "bench",
         help="measure every performance claim: ours against the anchors, on this machine",
         description="Run the benchmark cases (the nima table, lazy stacks, tiled labelling, "
-        "streaming, overlap cost, schedulers), each comparing the established way with "
-        "nima_lessons in the same run, and write results.json, results.md and plots.",
+        "streaming, overlap cost, schedulers, real data, the tiled pipeline), each comparing "
+        "the established way with nima_lessons in the same run, and write results.json, "
+        "results.md and plots.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, about a minute (--preset quick)"
@@ -27,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--preset",
         choices=PRESETS,
-        help="sizes: tiny (seconds, what the tests run), quick, or full (the default)",
+        help="sizes: tiny (seconds, what the tests run), quick, full (the default), or large "
+        "(a 50,000 x 50,000 plane, tiled_pipeline only: about an hour)",
     )
     parser.add_argument(
         "--case",
