@@ -21,8 +21,10 @@ import xarray as xr
 from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._lift import PLANE_DIMS, refuse_tiles
 
+#: nima's background methods offered on tiled planes (see ``_tiled_nima``).
+TILED_NIMA_METHODS = ("inverse_yen",)
 #: Background methods offered on tiled planes.
-TILED_BACKGROUND_METHODS = ("li", "percentile", "sigma")
+TILED_BACKGROUND_METHODS = ("li", "percentile", "sigma", *TILED_NIMA_METHODS)
 #: Threshold methods offered on tiled planes.
 TILED_THRESHOLD_METHODS = ("yen", "li", "otsu")
 #: Number of histogram bins of scikit-image's Otsu and Yen thresholds (their default).
@@ -44,7 +46,6 @@ UNTILEABLE = {
     "li_li": _NOT_YET.format(how="two Li thresholds, the second of an element-wise transform"),
     "arcsinh": _NOT_YET.format(how="a local percentile filter, then a global range threshold"),
     "entropy": _NOT_YET.format(how="a local entropy filter, then a global range threshold"),
-    "inverse_yen": _NOT_YET.format(how="a 3 x 3 local mean, then a global Yen threshold"),
 }
 
 
@@ -57,10 +58,12 @@ def tiled_background(
     ----------
     im : xarray.DataArray
         Dask-backed image with dims including ("Y", "X"), Y or X split into tiles.
-    method : {"li", "percentile", "sigma"}
-        As in :func:`nima_lessons.pipeline.background`.
+    method : str
+        One of :data:`TILED_BACKGROUND_METHODS`, as in
+        :func:`nima_lessons.pipeline.background`: this project's ``"li"``,
+        ``"percentile"``, ``"sigma"``, or nima's :data:`TILED_NIMA_METHODS`.
     **options
-        ``percentile=`` or ``n_sigma=``, ``max_iter=``.
+        The method's options, see ``BACKGROUND_OPTIONS``.
 
     Returns
     -------
@@ -76,17 +79,7 @@ def tiled_background(
     if method not in TILED_BACKGROUND_METHODS:
         refuse_tiles(im, f"background method {method!r}", refusal_reason(method))
     data, lead_dims = _planes_last(im)
-    algorithms: dict[str, Callable[..., stats.Algorithm[float]]] = {
-        "li": li_level,
-        "percentile": percentile_level,
-        "sigma": sigma_level,
-    }
-    pixels = int(np.prod(data.shape[-2:]))
-    found = stats.run_per_plane(data, lambda _: algorithms[method](**options, at_most=pixels))
-    shape = data.shape[:-2]
-    values = np.zeros(shape, dtype=np.float64)
-    for index, level in found.items():
-        values[index] = level
+    values = _levels(data, method, options)
     # Already computed: kept in memory (a saved result is then written in bands of
     # tiles rather than whole planes at a time).
     levels = xr.DataArray(
@@ -99,6 +92,25 @@ def tiled_background(
     # The same arithmetic as on whole planes, tile by tile.
     subtracted = (im.astype(dtype) - levels.astype(dtype)).clip(min=0)
     return subtracted.transpose(*im.dims).rename("image"), levels
+
+
+def _levels(data: da.Array, method: str, options: dict[str, Any]) -> np.ndarray:
+    """float64 levels of every plane of ``data`` (Y, X last), shaped like its leading axes."""
+    if method in TILED_NIMA_METHODS:
+        from nima_lessons.pipeline._tiled_nima import nima_levels
+
+        return nima_levels(data, method, **options)
+    algorithms: dict[str, Callable[..., stats.Algorithm[float]]] = {
+        "li": li_level,
+        "percentile": percentile_level,
+        "sigma": sigma_level,
+    }
+    pixels = int(np.prod(data.shape[-2:]))
+    found = stats.run_per_plane(data, lambda _: algorithms[method](**options, at_most=pixels))
+    values = np.zeros(data.shape[:-2], dtype=np.float64)
+    for index, level in found.items():
+        values[index] = level
+    return values
 
 
 def tiled_thresholds(data: da.Array, method: str = "yen") -> np.ndarray:
@@ -357,6 +369,7 @@ def _li_goes_on(
 __all__ = [
     "HISTOGRAM_BINS",
     "TILED_BACKGROUND_METHODS",
+    "TILED_NIMA_METHODS",
     "TILED_THRESHOLD_METHODS",
     "UNTILEABLE",
     "refusal_reason",

@@ -11,7 +11,8 @@ import pytest
 from dask.callbacks import Callback
 
 from nima_lessons.course.synthetic import ratiometric_timelapse
-from nima_lessons.pipeline import PipelineConfig, measure, run_pipeline
+from nima_lessons.pipeline import PipelineConfig, background, measure, run_pipeline
+from nima_lessons.pipeline._background import background_level
 from nima_lessons.pipeline._tiled_segment import check_tiled_options
 
 SHAPE = (200, 250)
@@ -79,6 +80,7 @@ def test_every_chunking_gives_the_whole_plane_results(data, reference, chunks):
         pytest.param("sigma", "li", marks=pytest.mark.slow),  # 20 clipping rounds
         ("li", "otsu"),
         ("li", "yen"),
+        ("inverse_yen", "li"),
     ],
 )
 def test_every_method_offered_on_tiles_gives_the_whole_plane_results(
@@ -157,3 +159,43 @@ def test_background_methods_without_a_tiled_version_are_named(data, background_m
         check_tiled_options(image, background_method, "li", False)
     assert f"background method {background_method!r} cannot run" in str(error.value)
     check_tiled_options(data.image, background_method, "li", False)  # whole planes: fine
+
+
+NIMA_METHODS = ["inverse_yen"]
+
+
+@pytest.fixture(scope="module")
+def planes(data):
+    """Cells on background: the raw uint16 channels, a float copy, with zeros and a flat plane."""
+    raw = data.image.isel(T=0, Z=0).drop_vars(["T", "Z"], errors="ignore")
+    raw = raw.copy(data=raw.values)
+    raw.values[0, :5, :7] = 0  # pixels without an inverse
+    raw.values[2] = 321  # a constant plane is all background
+    return {"uint16": raw, "float64": raw * 1.37, "float32": (raw * 1.37).astype(np.float32)}
+
+
+@pytest.mark.parametrize("chunks", list(CHUNKINGS.values()), ids=list(CHUNKINGS))
+@pytest.mark.parametrize("dtype", ["uint16", "float64", "float32"])
+@pytest.mark.parametrize("method", NIMA_METHODS)
+def test_nima_background_methods_on_tiles_give_the_whole_plane_levels(
+    planes, method, dtype, chunks
+):
+    plane = planes[dtype]
+    expected = [float(background_level(p, method)) for p in plane.values]  # scikit-image
+    expected_image = np.clip(
+        plane.values.astype(np.result_type(plane.dtype, np.float32))
+        - np.array(expected, dtype=np.result_type(plane.dtype, np.float32))[:, None, None],
+        0,
+        None,
+    )
+    subtracted, levels = background(plane.chunk(chunks), method)
+    np.testing.assert_array_equal(levels.values, expected)
+    np.testing.assert_array_equal(subtracted.values, expected_image)
+    assert levels.values[2] == plane.values[2, 0, 0]  # the constant plane
+
+
+def test_nima_background_methods_on_tiles_refuse_planes_that_are_not_finite(planes):
+    plane = planes["float64"].copy()
+    plane.values[1, 3, 4] = np.nan
+    with pytest.raises(ValueError, match=r"plane \(1,\) has 1 NaN or infinite pixels"):
+        background(plane.chunk(CHUNKINGS["even"]), NIMA_METHODS[0])
