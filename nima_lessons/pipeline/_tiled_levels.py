@@ -22,7 +22,7 @@ from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._lift import PLANE_DIMS, refuse_tiles
 
 #: nima's background methods offered on tiled planes (see ``_tiled_nima``).
-TILED_NIMA_METHODS = ("inverse_yen",)
+TILED_NIMA_METHODS = ("inverse_yen", "li_li")
 #: Background methods offered on tiled planes.
 TILED_BACKGROUND_METHODS = ("li", "percentile", "sigma", *TILED_NIMA_METHODS)
 #: Threshold methods offered on tiled planes.
@@ -43,7 +43,6 @@ _NOT_YET = (
 UNTILEABLE = {
     "li_adaptive": _LOCAL_BLOCK,
     "adaptive": _LOCAL_BLOCK,
-    "li_li": _NOT_YET.format(how="two Li thresholds, the second of an element-wise transform"),
     "arcsinh": _NOT_YET.format(how="a local percentile filter, then a global range threshold"),
     "entropy": _NOT_YET.format(how="a local entropy filter, then a global range threshold"),
 }

@@ -15,6 +15,7 @@ ways (NaN medians, NaN filters) that a tiled run would not reproduce faithfully.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ import skimage.util
 
 from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._lift import overlap_planes
-from nima_lessons.pipeline._tiled_levels import TILED_NIMA_METHODS, histogram
+from nima_lessons.pipeline._tiled_levels import TILED_NIMA_METHODS, histogram, li_threshold
 
 PlaneIndex = stats.PlaneIndex
 Extents = Mapping[PlaneIndex, tuple[int, float | None, float | None]]
@@ -54,8 +55,12 @@ def nima_levels(data: da.Array, method: str, **options: Any) -> np.ndarray:
     Raises
     ------
     ValueError
-        If a plane has both finite pixels and pixels that are not finite.
+        If a plane has both finite pixels and pixels that are not finite, or
+        ``li_li`` is asked of a float plane other than float64.
     """
+    refusal = dtype_refusal(method, data.dtype)
+    if refusal:
+        raise ValueError(f"background method {method!r} cannot run on tiled planes: {refusal}")
     pixels = int(np.prod(data.shape[-2:]))
     extents = stats.run_per_plane(data, lambda _: stats.extent())
     levels = np.full(data.shape[:-2], np.nan)
@@ -78,6 +83,22 @@ def nima_levels(data: da.Array, method: str, **options: Any) -> np.ndarray:
         for index, level in median_of_selected(data, mask, varying).items():
             levels[index] = level
     return levels
+
+
+def dtype_refusal(method: str, dtype: np.dtype) -> str | None:
+    """Why ``method`` cannot run exactly on tiled planes of ``dtype`` (None: it can).
+
+    Li's threshold of a float32 (or float16) plane takes means that numpy sums
+    pairwise in that precision, in the order of the whole plane's pixels: no
+    summary of tiles reproduces them bit for bit.
+    """
+    if method == "li_li" and dtype.kind == "f" and dtype != np.float64:
+        return (
+            f"Li's threshold of a {dtype} plane averages pixels in {dtype}, summed pairwise in "
+            "the order of the whole plane, which tiles cannot reproduce exactly; convert the "
+            "image to float64 (or keep it integer), or use whole planes (whole_planes)"
+        )
+    return None
 
 
 def median_of_selected(
@@ -173,8 +194,99 @@ def inverse_yen_mask(data: da.Array, extents: Extents, planes: list[PlaneIndex])
     return da.map_blocks(np.greater, local, _per_plane(data, thresholds, np.float64), dtype=bool)
 
 
+# ---------------------------------------------------------------- li_li
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegerCounts(stats.Request):
+    """How many pixels take each integer value from ``low`` to ``high`` (integer planes)."""
+
+    low: float
+    high: float
+
+    def tile(self, values: np.ndarray) -> Any:
+        offsets = (values - self.low).astype(np.int64)
+        return np.bincount(offsets, minlength=int(self.high - self.low) + 1)
+
+    def merge(self, parts: list[Any]) -> Any:
+        return np.sum(parts, axis=0)
+
+
+def li_of_integers(counts: np.ndarray) -> float:
+    """``threshold_li`` of integer pixels from their histogram, minus their minimum.
+
+    ``counts[k]``: the number of pixels equal to the minimum plus ``k``.
+    scikit-image thresholds integer images on such a histogram (float32
+    weights, tolerance 0.5), starting from the mean of the shifted pixels;
+    the same arithmetic on the same arrays gives the same threshold.
+
+    Examples
+    --------
+    >>> image = np.array([1, 1, 2, 9, 10, 10], dtype=np.uint16)
+    >>> counts = np.bincount(image - image.min())
+    >>> bool(li_of_integers(counts) + 1 == skimage.filters.threshold_li(image))
+    True
+    """
+    levels = np.arange(counts.size)
+    weights = counts.astype(np.float32)
+    # The mean of integers: their sum is exact in float64 (below 2**53).
+    t_next = np.float64(int(np.dot(counts.astype(np.int64), levels))) / int(counts.sum())
+    tolerance = 0.5
+    t_curr = -2 * tolerance
+    while abs(t_next - t_curr) > tolerance:
+        t_curr = t_next
+        above = levels > t_curr
+        mean_fore = np.average(levels[above], weights=weights[above])
+        mean_back = np.average(levels[~above], weights=weights[~above])
+        if mean_back == 0:
+            break
+        t_next = (mean_back - mean_fore) / (np.log(mean_back) - np.log(mean_fore))
+    return float(t_next)
+
+
+def _li_threshold(integers: bool) -> stats.Algorithm[float]:
+    """``threshold_li`` of a plane of finite pixels (its value if it is constant)."""
+    extent, (_, total) = yield [stats.Extent(), stats.SumCount()]
+    count, low_key, high_key = extent
+    low, high = stats.key_value(low_key), stats.key_value(high_key)
+    if low == high:
+        return low
+    if not integers:
+        return (yield from li_threshold(count, low, total))
+    (counts,) = yield [IntegerCounts(low, high)]
+    return li_of_integers(counts) + low
+
+
+def _below(block: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    return block < threshold
+
+
+def _cells_to_minimum(block: np.ndarray, threshold: np.ndarray, minimum: np.ndarray) -> np.ndarray:
+    # li_li's second image: the pixels above the first threshold set to 0, then
+    # everything raised to at least the plane's minimum, in the plane's dtype.
+    return (block * (block < threshold)).clip(minimum)
+
+
+def li_li_mask(data: da.Array, extents: Extents, planes: list[PlaneIndex]) -> da.Array:
+    """Lazy ``li_li_mask``: below Li's threshold of the plane with its cells at the minimum."""
+    integers = data.dtype.kind in "iub"
+    first = _per_plane(data, _solve(data, planes, lambda: _li_threshold(integers)), np.float64)
+    minimum = _per_plane(data, {i: extents[i][1] for i in planes}, data.dtype)
+    second_image = da.map_blocks(_cells_to_minimum, data, first, minimum, dtype=data.dtype)
+    second = _solve(second_image, planes, lambda: _li_threshold(integers))
+    return da.map_blocks(_below, data, _per_plane(data, second, np.float64), dtype=bool)
+
+
 _MASKS: dict[str, Callable[..., da.Array]] = {
     "inverse_yen": inverse_yen_mask,
+    "li_li": li_li_mask,
 }
 
-__all__ = ["TILED_NIMA_METHODS", "gaussian_reach", "median_of_selected", "nima_levels"]
+__all__ = [
+    "TILED_NIMA_METHODS",
+    "dtype_refusal",
+    "gaussian_reach",
+    "li_of_integers",
+    "median_of_selected",
+    "nima_levels",
+]
