@@ -4,8 +4,10 @@ Each method gives what its whole-plane version (``_background`` and ``_segment``
 gives on the same plane, computed from per-tile summaries (``_tile_stats``):
 histogram methods (Otsu, Yen) from the global histogram binned as scikit-image bins
 it, Li's threshold by iterating on global means, percentiles and medians exactly.
-The levels and thresholds are computed when the graph is built (they decide what
-the later steps do); the planes themselves stay lazy.
+nima's background methods that have a tiled version (their masks built tile by
+tile, then the median of the masked pixels) are in ``_tiled_nima``. The levels and
+thresholds are computed when the graph is built (they decide what the later steps
+do); the planes themselves stay lazy.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._lift import PLANE_DIMS, refuse_tiles
 
 #: nima's background methods offered on tiled planes (see ``_tiled_nima``).
-TILED_NIMA_METHODS = ("inverse_yen", "li_li")
+TILED_NIMA_METHODS = ("inverse_yen", "li_li", "arcsinh", "entropy")
 #: Background methods offered on tiled planes.
 TILED_BACKGROUND_METHODS = ("li", "percentile", "sigma", *TILED_NIMA_METHODS)
 #: Threshold methods offered on tiled planes.
@@ -35,16 +37,10 @@ _LOCAL_BLOCK = (
     "pixel depends on pixels about a third of the plane away; an exact tiled version would "
     "need an overlap about as large as the plane"
 )
-_NOT_YET = (
-    "it has no tiled version yet (it could have one: {how}), so it is refused rather than "
-    "approximated"
-)
 #: Methods refused on tiled planes (nima's background methods among them), and why.
 UNTILEABLE = {
     "li_adaptive": _LOCAL_BLOCK,
     "adaptive": _LOCAL_BLOCK,
-    "arcsinh": _NOT_YET.format(how="a local percentile filter, then a global range threshold"),
-    "entropy": _NOT_YET.format(how="a local entropy filter, then a global range threshold"),
 }
 
 

@@ -21,12 +21,14 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import scipy.ndimage as ndi
 import skimage.filters
 import skimage.filters.rank
 import skimage.morphology
 import skimage.util
 
 from nima_lessons.pipeline import _tile_stats as stats
+from nima_lessons.pipeline._background import _range_threshold
 from nima_lessons.pipeline._lift import overlap_planes
 from nima_lessons.pipeline._tiled_levels import TILED_NIMA_METHODS, histogram, li_threshold
 
@@ -277,9 +279,109 @@ def li_li_mask(data: da.Array, extents: Extents, planes: list[PlaneIndex]) -> da
     return da.map_blocks(_below, data, _per_plane(data, second, np.float64), dtype=bool)
 
 
+# ---------------------------------------------------------------- arcsinh and entropy
+
+
+def percentile_reach(size: int) -> int:
+    """Pixels each side that ``ndi.percentile_filter(..., size=size)`` reads.
+
+    A centred footprint of an even size reaches one pixel further before the
+    pixel than after it (``size // 2`` and ``size // 2 - 1``).
+
+    Examples
+    --------
+    >>> percentile_reach(10), percentile_reach(5)
+    (5, 2)
+    """
+    return size // 2
+
+
+def _arcsinh_percentile(plane: np.ndarray, percentile: float, size: int) -> np.ndarray:
+    return ndi.percentile_filter(np.arcsinh(plane), percentile, size=size)
+
+
+def _as_8bit(block: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``entropy_mask``'s 8-bit conversion of a tile of a plane whose extent is (low, high).
+
+    Float planes are divided by their maximum (when it is positive) and clipped
+    to [0, 1], then converted element-wise. scikit-image scales integers
+    down only if the image's maximum does not fit in 8 bits: the tile is
+    converted with the plane's minimum and maximum appended, so that the same
+    choice is made for it as for the whole plane.
+    """
+    if block.dtype.kind == "f":
+        divisor = np.where(high > 0, high, 1).astype(block.dtype)
+        return skimage.util.img_as_ubyte(np.clip(block / divisor, 0, 1))
+    extended = np.concatenate([block.ravel(), low.ravel(), high.ravel()])
+    return skimage.util.img_as_ubyte(extended)[: block.size].reshape(block.shape)
+
+
+def _local_entropy(plane: np.ndarray, radius: int) -> np.ndarray:
+    # scikit-image's rank filters refuse read-only buffers (which dask may hand over).
+    writable = plane if plane.flags.writeable else plane.copy()
+    return skimage.filters.rank.entropy(writable, skimage.morphology.disk(radius))
+
+
+def _below_range_threshold(
+    filtered: da.Array, planes: list[PlaneIndex], range_percent: float
+) -> da.Array:
+    """``filtered < _range_threshold(filtered, range_percent)`` of every listed plane.
+
+    The threshold is computed by ``_range_threshold`` itself on the plane's
+    minimum and maximum (found over the tiles), in the filtered image's dtype.
+    """
+    ranges = _solve(filtered, planes, stats.extent)
+    thresholds = {
+        index: _range_threshold(np.array([low, high], dtype=filtered.dtype), range_percent)
+        for index, (_, low, high) in ranges.items()
+    }
+    dtype = np.asarray(next(iter(thresholds.values()))).dtype
+    return da.map_blocks(_below, filtered, _per_plane(filtered, thresholds, dtype), dtype=bool)
+
+
+def arcsinh_mask(
+    data: da.Array,
+    extents: Extents,
+    planes: list[PlaneIndex],
+    radius: int = 10,
+    range_percent: float = 10.0,
+    filter_percentile: float = 80.0,
+) -> da.Array:
+    """Lazy ``arcsinh_mask``: a local percentile of arcsinh(plane), globally thresholded."""
+    dtype = np.arcsinh(np.zeros(1, dtype=data.dtype)).dtype
+    filtered = overlap_planes(
+        _arcsinh_percentile, data, percentile_reach(radius), dtype,
+        percentile=filter_percentile, size=radius,
+    )  # fmt: skip
+    return _below_range_threshold(filtered, planes, range_percent)
+
+
+def entropy_mask(
+    data: da.Array,
+    extents: Extents,
+    planes: list[PlaneIndex],
+    radius: int = 10,
+    range_percent: float = 10.0,
+) -> da.Array:
+    """Lazy ``entropy_mask``: local entropy (a disk reaching ``radius``), globally thresholded."""
+    low, high = ({i: extents[i][end] for i in planes} for end in (1, 2))
+    as_8bit = da.map_blocks(
+        _as_8bit,
+        data,
+        _per_plane(data, low, data.dtype),
+        _per_plane(data, high, data.dtype),
+        dtype=np.uint8,
+    )
+    dtype = _local_entropy(np.zeros((1, 1), np.uint8), radius).dtype
+    entropy = overlap_planes(_local_entropy, as_8bit, radius, dtype, radius=radius)
+    return _below_range_threshold(entropy, planes, range_percent)
+
+
 _MASKS: dict[str, Callable[..., da.Array]] = {
     "inverse_yen": inverse_yen_mask,
     "li_li": li_li_mask,
+    "arcsinh": arcsinh_mask,
+    "entropy": entropy_mask,
 }
 
 __all__ = [
@@ -289,4 +391,5 @@ __all__ = [
     "li_of_integers",
     "median_of_selected",
     "nima_levels",
+    "percentile_reach",
 ]

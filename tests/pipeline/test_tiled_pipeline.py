@@ -80,7 +80,9 @@ def test_every_chunking_gives_the_whole_plane_results(data, reference, chunks):
         pytest.param("sigma", "li", marks=pytest.mark.slow),  # 20 clipping rounds
         ("li", "otsu"),
         ("li", "yen"),
-        ("inverse_yen", "li"),
+        pytest.param("inverse_yen", "li", marks=pytest.mark.slow),
+        pytest.param("arcsinh", "li", marks=pytest.mark.slow),
+        pytest.param("entropy", "li", marks=pytest.mark.slow),
     ],
 )
 def test_every_method_offered_on_tiles_gives_the_whole_plane_results(
@@ -149,7 +151,6 @@ def test_a_large_plane_in_uneven_tiles_gives_the_whole_plane_results():
     [
         ("li_adaptive", "about a third of the plane away"),
         ("adaptive", "about a third of the plane away"),
-        ("arcsinh", "no tiled version yet"),
         ("a method of tomorrow", "no tiled version yet"),
     ],
 )
@@ -161,7 +162,12 @@ def test_background_methods_without_a_tiled_version_are_named(data, background_m
     check_tiled_options(data.image, background_method, "li", False)  # whole planes: fine
 
 
-NIMA_METHODS = ["inverse_yen", "li_li"]
+NIMA_METHODS = ["inverse_yen", "li_li", "arcsinh", "entropy"]
+#: Options other than the defaults: an odd percentile filter, a small entropy disk.
+NIMA_OPTIONS = [
+    ("arcsinh", {"radius": 5, "filter_percentile": 50.0, "range_percent": 20.0}),
+    ("entropy", {"radius": 3, "range_percent": 30.0}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +176,17 @@ def planes(data):
     raw = data.image.isel(T=0, Z=0).drop_vars(["T", "Z"], errors="ignore")
     raw = raw.copy(data=raw.values)
     raw.values[0, :5, :7] = 0  # pixels without an inverse
+    raw.values[1, -4:, -3:] = 5000  # beyond 8 bits in one corner only: scaled to 8 bits
     raw.values[2] = 321  # a constant plane is all background
     return {"uint16": raw, "float64": raw * 1.37, "float32": (raw * 1.37).astype(np.float32)}
 
 
-@pytest.mark.parametrize("chunks", list(CHUNKINGS.values()), ids=list(CHUNKINGS))
+NIMA_CHUNKINGS = {
+    name: CHUNKINGS[name] for name in ("even", "uneven, thin", "smaller than one tile")
+}
+
+
+@pytest.mark.parametrize("chunks", list(NIMA_CHUNKINGS.values()), ids=list(NIMA_CHUNKINGS))
 @pytest.mark.parametrize("dtype", ["uint16", "float64", "float32"])
 @pytest.mark.parametrize("method", NIMA_METHODS)
 def test_nima_background_methods_on_tiles_give_the_whole_plane_levels(
@@ -207,3 +219,14 @@ def test_li_li_on_tiles_refuses_float32_planes(planes):
     # Its Li means are float32 sums in the whole plane's pixel order.
     with dask.config.set(scheduler=refuse), pytest.raises(ValueError, match="float32 plane"):
         background(planes["float32"].chunk(CHUNKINGS["even"]), "li_li")
+
+
+@pytest.mark.parametrize("chunks", [CHUNKINGS["uneven, thin"], {"Y": 37, "X": 41}], ids=str)
+@pytest.mark.parametrize(("method", "options"), NIMA_OPTIONS)
+def test_nima_background_options_on_tiles_give_the_whole_plane_levels(
+    planes, method, options, chunks
+):
+    for plane in (planes["uint16"], planes["float32"]):
+        expected = [float(background_level(p, method, **options)) for p in plane.values]
+        _, levels = background(plane.chunk(chunks), method, **options)
+        np.testing.assert_array_equal(levels.values, expected)
