@@ -16,6 +16,7 @@ ways (NaN medians, NaN filters) that a tiled run would not reproduce faithfully.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ import skimage.filters.rank
 import skimage.morphology
 import skimage.util
 
+from nima_lessons.pipeline import _background
 from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._background import _range_threshold
 from nima_lessons.pipeline._lift import overlap_planes
@@ -81,10 +83,17 @@ def nima_levels(data: da.Array, method: str, **options: Any) -> np.ndarray:
         else:
             varying.append(index)
     if varying:
-        mask = _MASKS[method](data, extents, varying, **options)
+        mask = _MASKS[method](data, extents, varying, **{**_defaults(method), **options})
         for index, level in median_of_selected(data, mask, varying).items():
             levels[index] = level
     return levels
+
+
+def _defaults(method: str) -> dict[str, Any]:
+    """The options of the whole-plane mask function of ``method`` and their defaults."""
+    whole_plane = getattr(_background, f"{method}_mask")
+    parameters = inspect.signature(whole_plane).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def dtype_refusal(method: str, dtype: np.dtype) -> str | None:
@@ -343,9 +352,9 @@ def arcsinh_mask(
     data: da.Array,
     extents: Extents,
     planes: list[PlaneIndex],
-    radius: int = 10,
-    range_percent: float = 10.0,
-    filter_percentile: float = 80.0,
+    radius: int,
+    range_percent: float,
+    filter_percentile: float,
 ) -> da.Array:
     """Lazy ``arcsinh_mask``: a local percentile of arcsinh(plane), globally thresholded."""
     dtype = np.arcsinh(np.zeros(1, dtype=data.dtype)).dtype
@@ -360,8 +369,8 @@ def entropy_mask(
     data: da.Array,
     extents: Extents,
     planes: list[PlaneIndex],
-    radius: int = 10,
-    range_percent: float = 10.0,
+    radius: int,
+    range_percent: float,
 ) -> da.Array:
     """Lazy ``entropy_mask``: local entropy (a disk reaching ``radius``), globally thresholded."""
     low, high = ({i: extents[i][end] for i in planes} for end in (1, 2))
