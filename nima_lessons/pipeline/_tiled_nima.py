@@ -33,6 +33,7 @@ from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._background import _range_threshold
 from nima_lessons.pipeline._lift import overlap_planes
 from nima_lessons.pipeline._tiled_levels import TILED_NIMA_METHODS, histogram, li_threshold
+from nima_lessons.pipeline._tiled_segment import keep_packed
 
 PlaneIndex = stats.PlaneIndex
 Extents = Mapping[PlaneIndex, tuple[int, float | None, float | None]]
@@ -117,7 +118,9 @@ def median_of_selected(
 ) -> dict[PlaneIndex, float]:
     """``numpy.median(plane[mask])`` of the listed planes, exactly, from per-tile summaries.
 
-    The masked-out pixels become NaN, which the tiles' summaries leave out; the
+    The mask is computed once and kept at one bit per pixel (``keep_packed``):
+    the rounds that follow read it instead of computing its filters again. The
+    masked-out pixels become NaN, which the tiles' summaries leave out; the
     order statistics of the pixels left are narrowed down bin by bin
     (:func:`_tile_stats.median`), the middle two of an even count averaged in
     the plane's dtype as numpy does.
@@ -136,7 +139,7 @@ def median_of_selected(
     dict
         Plane index -> median (NaN where the mask selects nothing).
     """
-    selected = da.where(mask, data.astype(np.float64), np.nan)
+    selected = da.where(keep_packed(mask), data.astype(np.float64), np.nan)
     pixels = int(np.prod(data.shape[-2:]))
     return _solve(
         selected, planes, lambda: stats.median(stats.Finite(), at_most=pixels, dtype=data.dtype)

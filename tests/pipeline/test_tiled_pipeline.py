@@ -167,6 +167,7 @@ NIMA_METHODS = ["inverse_yen", "li_li", "arcsinh", "entropy"]
 NIMA_OPTIONS = [
     ("arcsinh", {"radius": 5, "filter_percentile": 50.0, "range_percent": 20.0}),
     ("entropy", {"radius": 3, "range_percent": 30.0}),
+    ("arcsinh", {"radius": 4, "range_percent": 0.0}),  # nothing below the minimum: NaN
 ]
 
 
@@ -230,3 +231,13 @@ def test_nima_background_options_on_tiles_give_the_whole_plane_levels(
         expected = [float(background_level(p, method, **options)) for p in plane.values]
         _, levels = background(plane.chunk(chunks), method, **options)
         np.testing.assert_array_equal(levels.values, expected)
+
+
+@pytest.mark.parametrize("method", NIMA_METHODS)
+def test_nima_background_methods_on_tiles_compute_only_tiles(planes, method):
+    plane = planes["uint16"].isel(C=[0])
+    with LargestResult() as watch:
+        _, levels = background(plane.chunk({"Y": 50, "X": 50}), method)
+    # Filters, masks and summaries of tiles (grown by the filters' reach), never a plane.
+    assert 0 < watch.largest < SHAPE[0] * SHAPE[1] * 8 / 4
+    assert levels.values[0] == float(background_level(plane.values[0], method))
