@@ -304,7 +304,15 @@ def background(
     Raises
     ------
     ValueError
-        If ``method`` or an option is unknown, or an option is out of range.
+        If ``method`` or an option is unknown, or an option is out of range;
+        on planes split into tiles, if the method has no exact tiled version.
+
+    Notes
+    -----
+    On planes split into tiles every method except ``"li_adaptive"`` and
+    ``"adaptive"`` (whose local block spans a third of the plane) gives the
+    whole-plane levels, computed from per-tile summaries; nima's methods there
+    need planes of finite pixels, and ``"li_li"`` integer or float64 planes.
 
     Examples
     --------

@@ -23,6 +23,7 @@ from typing import Any, TypeAlias, TypeVar
 import dask
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 from dask.delayed import Delayed
 
 #: Bins of one narrowing round of an order statistic (2**12: at most six rounds
@@ -699,8 +700,13 @@ def median(
     known_extent: tuple[int, int, int] | None = None,
     at_most: int | None = None,
     within_keys: tuple[int, int | None] = (0, None),
+    dtype: npt.DTypeLike = np.float64,
 ) -> Algorithm[float]:
-    """``numpy.median`` of the selected values (NaN if there are none)."""
+    """``numpy.median`` of the selected values (NaN if there are none).
+
+    ``dtype`` is the dtype of the array numpy would take the median of: the
+    middle two values of an even count are averaged in it (float32 in float32).
+    """
 
     def middle(count: int) -> list[int]:
         if count == 0:
@@ -710,8 +716,8 @@ def median(
     _, values = yield from order_statistics(selection, middle, known_extent, at_most, within_keys)
     if not values:
         return float("nan")
-    # numpy takes the mean of the middle one or two values.
-    return float(np.mean(np.array(values, dtype=np.float64)))
+    # numpy takes the mean of the middle one or two values, in the array's dtype.
+    return float(np.mean(np.array(values, dtype=np.float64).astype(dtype)))
 
 
 def percentile(

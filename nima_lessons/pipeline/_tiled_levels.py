@@ -4,8 +4,10 @@ Each method gives what its whole-plane version (``_background`` and ``_segment``
 gives on the same plane, computed from per-tile summaries (``_tile_stats``):
 histogram methods (Otsu, Yen) from the global histogram binned as scikit-image bins
 it, Li's threshold by iterating on global means, percentiles and medians exactly.
-The levels and thresholds are computed when the graph is built (they decide what
-the later steps do); the planes themselves stay lazy.
+nima's background methods that have a tiled version (their masks built tile by
+tile, then the median of the masked pixels) are in ``_tiled_nima``. The levels and
+thresholds are computed when the graph is built (they decide what the later steps
+do); the planes themselves stay lazy.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import xarray as xr
 from nima_lessons.pipeline import _tile_stats as stats
 from nima_lessons.pipeline._lift import PLANE_DIMS, refuse_tiles
 
+#: nima's background methods offered on tiled planes (see ``_tiled_nima``).
+TILED_NIMA_METHODS = ("inverse_yen", "li_li", "arcsinh", "entropy")
 #: Background methods offered on tiled planes.
-TILED_BACKGROUND_METHODS = ("li", "percentile", "sigma")
+TILED_BACKGROUND_METHODS = ("li", "percentile", "sigma", *TILED_NIMA_METHODS)
 #: Threshold methods offered on tiled planes.
 TILED_THRESHOLD_METHODS = ("yen", "li", "otsu")
 #: Number of histogram bins of scikit-image's Otsu and Yen thresholds (their default).
@@ -33,18 +37,10 @@ _LOCAL_BLOCK = (
     "pixel depends on pixels about a third of the plane away; an exact tiled version would "
     "need an overlap about as large as the plane"
 )
-_NOT_YET = (
-    "it has no tiled version yet (it could have one: {how}), so it is refused rather than "
-    "approximated"
-)
 #: Methods refused on tiled planes (nima's background methods among them), and why.
 UNTILEABLE = {
     "li_adaptive": _LOCAL_BLOCK,
     "adaptive": _LOCAL_BLOCK,
-    "li_li": _NOT_YET.format(how="two Li thresholds, the second of an element-wise transform"),
-    "arcsinh": _NOT_YET.format(how="a local percentile filter, then a global range threshold"),
-    "entropy": _NOT_YET.format(how="a local entropy filter, then a global range threshold"),
-    "inverse_yen": _NOT_YET.format(how="a 3 x 3 local mean, then a global Yen threshold"),
 }
 
 
@@ -57,10 +53,12 @@ def tiled_background(
     ----------
     im : xarray.DataArray
         Dask-backed image with dims including ("Y", "X"), Y or X split into tiles.
-    method : {"li", "percentile", "sigma"}
-        As in :func:`nima_lessons.pipeline.background`.
+    method : str
+        One of :data:`TILED_BACKGROUND_METHODS`, as in
+        :func:`nima_lessons.pipeline.background`: this project's ``"li"``,
+        ``"percentile"``, ``"sigma"``, or nima's :data:`TILED_NIMA_METHODS`.
     **options
-        ``percentile=`` or ``n_sigma=``, ``max_iter=``.
+        The method's options, see ``BACKGROUND_OPTIONS``.
 
     Returns
     -------
@@ -76,17 +74,7 @@ def tiled_background(
     if method not in TILED_BACKGROUND_METHODS:
         refuse_tiles(im, f"background method {method!r}", refusal_reason(method))
     data, lead_dims = _planes_last(im)
-    algorithms: dict[str, Callable[..., stats.Algorithm[float]]] = {
-        "li": li_level,
-        "percentile": percentile_level,
-        "sigma": sigma_level,
-    }
-    pixels = int(np.prod(data.shape[-2:]))
-    found = stats.run_per_plane(data, lambda _: algorithms[method](**options, at_most=pixels))
-    shape = data.shape[:-2]
-    values = np.zeros(shape, dtype=np.float64)
-    for index, level in found.items():
-        values[index] = level
+    values = _levels(data, method, options)
     # Already computed: kept in memory (a saved result is then written in bands of
     # tiles rather than whole planes at a time).
     levels = xr.DataArray(
@@ -99,6 +87,25 @@ def tiled_background(
     # The same arithmetic as on whole planes, tile by tile.
     subtracted = (im.astype(dtype) - levels.astype(dtype)).clip(min=0)
     return subtracted.transpose(*im.dims).rename("image"), levels
+
+
+def _levels(data: da.Array, method: str, options: dict[str, Any]) -> np.ndarray:
+    """float64 levels of every plane of ``data`` (Y, X last), shaped like its leading axes."""
+    if method in TILED_NIMA_METHODS:
+        from nima_lessons.pipeline._tiled_nima import nima_levels
+
+        return nima_levels(data, method, **options)
+    algorithms: dict[str, Callable[..., stats.Algorithm[float]]] = {
+        "li": li_level,
+        "percentile": percentile_level,
+        "sigma": sigma_level,
+    }
+    pixels = int(np.prod(data.shape[-2:]))
+    found = stats.run_per_plane(data, lambda _: algorithms[method](**options, at_most=pixels))
+    values = np.zeros(data.shape[:-2], dtype=np.float64)
+    for index, level in found.items():
+        values[index] = level
+    return values
 
 
 def tiled_thresholds(data: da.Array, method: str = "yen") -> np.ndarray:
@@ -357,6 +364,7 @@ def _li_goes_on(
 __all__ = [
     "HISTOGRAM_BINS",
     "TILED_BACKGROUND_METHODS",
+    "TILED_NIMA_METHODS",
     "TILED_THRESHOLD_METHODS",
     "UNTILEABLE",
     "refusal_reason",
