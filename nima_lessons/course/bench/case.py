@@ -26,8 +26,9 @@ its name in :data:`nima_lessons.course.bench.PLANNED_CASES` sets its place in th
     or ``None`` when the trial was skipped, so later trials can depend on it.
     Whatever the generator holds open (a cluster, a ``with`` block) stays open while
     its trials are measured.
-``claims(rows, params)``, optional
-    Returns the claims checked on the rows, each made with :func:`claim`.
+``claims(rows, params, comparisons)``, optional
+    Returns the claims checked on the rows, each made with :func:`claim`; ``comparisons``
+    are the ratios the runner made (find one with :func:`find_ratio`).
 ``notes``, ``source``, ``figure``, ``comparisons``, optional
     Fixed notes; figures quoted from elsewhere; the function drawing the case's PNG
     (a ``case -> matplotlib.figure.Figure`` callable from
@@ -86,6 +87,7 @@ __all__ = [
     "Trials",
     "claim",
     "comparison",
+    "find_ratio",
     "presets",
     "run_case",
 ]
@@ -174,7 +176,7 @@ class Case:
     presets: Mapping[Preset, Mapping[str, Any]]
     repeats: Mapping[Preset, int]
     trials: Callable[[Context], Trials]
-    claims: Callable[[list[dict], Mapping[str, Any]], list[dict]] | None = None
+    claims: Callable[[list[dict], Mapping[str, Any], list[dict]], list[dict]] | None = None
     notes: Sequence[str] = ()
     source: Mapping[str, Any] | None = None
     figure: Callable[[Mapping[str, Any]], Any] = _bars
@@ -240,29 +242,37 @@ def comparison(
     }
 
 
-def _shares_params(other: Mapping, ours: Mapping) -> bool:
-    return all(
-        ours["params"].get(key) == value
-        for key, value in other["params"].items()
-        if value is not None
+def find_ratio(comparisons: Sequence[Mapping], metric: str = "seconds", **match: Any) -> Any:
+    """Return the ratio of the first comparison on ``metric`` with the given fields, else ``None``.
+
+    Examples
+    --------
+    >>> find_ratio([{"operation": "op", "metric": "seconds", "ratio": 2.0}], operation="op")
+    2.0
+    """
+    return next(
+        (
+            item["ratio"]
+            for item in comparisons
+            if item["metric"] == metric and all(item[key] == value for key, value in match.items())
+        ),
+        None,
     )
 
 
 def _compare_rows(rows: list[dict], compare: Mapping[int, tuple[str, ...]]) -> list[dict]:
-    found = []
-    for ours in (row for row in rows if row["role"] == "ours"):
-        for other in rows:
-            if (
-                other["role"] != "ours"
-                and other["operation"] == ours["operation"]
-                and _shares_params(other, ours)
-            ):
-                found += [
-                    comparison(other, ours, metric)
-                    for metric in compare[id(ours)]
-                    if row_value(other, metric) is not None
-                ]
-    return found
+    """Compare each ``ours`` row with every other row of its operation sharing its parameters."""
+    return [
+        comparison(other, ours, metric)
+        for ours in rows
+        if ours["role"] == "ours"
+        for other in rows
+        if other["role"] != "ours"
+        and other["operation"] == ours["operation"]
+        and all(ours["params"].get(k) == v for k, v in other["params"].items() if v is not None)
+        for metric in compare[id(ours)]
+        if row_value(other, metric) is not None
+    ]
 
 
 def _measure(trial: Trial, context: Context) -> dict | None:
@@ -360,7 +370,7 @@ def run_case(
         except StopIteration:
             comparisons = _compare_rows(rows, compare)
             comparisons += case.comparisons(rows) if case.comparisons else []
-            claims = case.claims(rows, params) if case.claims else []
+            claims = case.claims(rows, params, comparisons) if case.claims else []
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"
             log(f"failed: {error}")
