@@ -32,7 +32,8 @@ its name in :data:`nima_lessons.course.bench.PLANNED_CASES` sets its place in th
 ``notes``, ``source``, ``figure``, ``comparisons``, optional
     Fixed notes; figures quoted from elsewhere; the function drawing the case's PNG
     (a ``case -> matplotlib.figure.Figure`` callable from
-    :mod:`nima_lessons.course.plotting`, default one bar per row); a
+    :mod:`nima_lessons.course.plotting`; by default
+    :func:`~nima_lessons.course.plotting.plot_bench_bars`, one bar per row); a
     ``rows -> comparisons`` function for ratios beyond anchor / ours.
 
 A minimal case::
@@ -161,12 +162,6 @@ class Context:
             self.log(text)
 
 
-def _bars(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_bench_bars
-
-    return plot_bench_bars(case)
-
-
 @dataclass(frozen=True)
 class Case:
     """A benchmark case (see the module docstring for each field)."""
@@ -179,7 +174,7 @@ class Case:
     claims: Callable[[list[dict], Mapping[str, Any], list[dict]], list[dict]] | None = None
     notes: Sequence[str] = ()
     source: Mapping[str, Any] | None = None
-    figure: Callable[[Mapping[str, Any]], Any] = _bars
+    figure: Callable[[Mapping[str, Any]], Any] | None = None
     comparisons: Callable[[list[dict]], list[dict]] | None = None
 
 
@@ -244,6 +239,21 @@ def comparison(
 
 def find_ratio(comparisons: Sequence[Mapping], metric: str = "seconds", **match: Any) -> Any:
     """Return the ratio of the first comparison on ``metric`` with the given fields, else ``None``.
+
+    Parameters
+    ----------
+    comparisons : sequence of dict
+        Comparisons as made by :func:`comparison` (a case's ``comparisons``).
+    metric : str
+        The figure compared, e.g. ``"seconds"`` or ``"peak_rss_bytes"``.
+    **match
+        Fields the comparison must have, e.g. ``operation="median"`` or
+        ``anchor="nima (command line)"``.
+
+    Returns
+    -------
+    float or None
+        Its ``ratio`` (anchor / ours), ``None`` when no comparison matches.
 
     Examples
     --------

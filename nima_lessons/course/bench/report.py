@@ -67,12 +67,15 @@ def write_report(results: dict, out: str | Path, overwrite: bool = False) -> dic
     """
     import matplotlib.pyplot as plt
 
+    from nima_lessons.course.plotting import plot_bench_bars
+
     folder = check_output(out, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     plots = {}
     for name, case in results["cases"].items():
         if case.get("rows"):
             draw = importlib.import_module(f"nima_lessons.course.bench.{name}").CASE.figure
+            draw = draw or plot_bench_bars
             figure = draw(case)
             figure.set_figwidth(max(figure.get_figwidth(), 8.0))  # room for the title
             figure.suptitle(case["title"])
