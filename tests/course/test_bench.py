@@ -147,7 +147,7 @@ def test_runner_sends_rows_back_compares_shared_params_and_skips_missing_modules
             seen.append(row["metrics"]["throughput_MBps"])
 
     result = run_case(
-        _toy_case(trials, lambda rows, params: [claim("two rows", len(rows), 3)]),
+        _toy_case(trials, lambda rows, params, comparisons: [claim("two rows", len(rows), 3)]),
         "tiny",
         copy_MBps=4.0,
     )

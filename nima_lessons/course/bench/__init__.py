@@ -119,15 +119,9 @@ __all__ = [
 ]
 
 #: Case names in report order, the planned ones included.
-PLANNED_CASES = (
-    "nima_table",
-    "lazy_stack",
-    "tiled_labels",
-    "streaming",
-    "overlap_cost",
-    "schedulers",
-    "tiled_pipeline",
-    "real_data",
+PLANNED_CASES = tuple(
+    "nima_table lazy_stack tiled_labels streaming overlap_cost schedulers tiled_pipeline "
+    "real_data".split()  # one string literal, split into names
 )
 #: The cases this installation offers: the planned names whose module exists.
 CASES = tuple(name for name in PLANNED_CASES if importlib.util.find_spec(f"{__name__}.{name}"))
@@ -136,10 +130,8 @@ SCHEMA_VERSION = 1
 
 # Size of the memory-copy reference: far above the CPU caches where it matters.
 _COPY_BYTES: dict[Preset, int] = {
-    "full": 512 * harness.MEGABYTE,
-    "quick": 128 * harness.MEGABYTE,
-    "tiny": 8 * harness.MEGABYTE,
-    "large": 512 * harness.MEGABYTE,
+    preset: megabytes * harness.MEGABYTE
+    for preset, megabytes in (("full", 512), ("quick", 128), ("tiny", 8), ("large", 512))
 }
 
 
@@ -174,6 +166,11 @@ def _validate_preset(preset: str) -> Preset:
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     return preset  # type: ignore[return-value]
+
+
+def _check_repeats(repeats: int | None) -> None:
+    if repeats is not None:
+        harness.check_repeats(repeats)
 
 
 def load_case(name: str) -> Case:
@@ -240,20 +237,15 @@ def run_case(
     case = load_case(name)
     chosen = _validate_preset(preset)
     _offering([name], chosen, chosen_by_name=True)
-    if repeats is not None:
-        harness.check_repeats(repeats)
+    _check_repeats(repeats)
     if copy_MBps is None:
         copy_MBps = harness.copy_bandwidth(_COPY_BYTES["tiny"], repeats=3)["MBps"]["median"]
     log = _logger(progress)
     log(f"{name}: {case.title} ({chosen})")
     # The tiny preset checks structure, not figures: its jobs run here, not in fresh processes.
+    fresh = chosen != "tiny"
     result = _protocol.run_case(
-        case,
-        chosen,
-        repeats,
-        copy_MBps,
-        lambda message: log(f"{name}: {message}"),
-        chosen != "tiny",
+        case, chosen, repeats, copy_MBps, lambda m: log(f"{name}: {m}"), fresh
     )
     log(f"{name}: done in {result['elapsed_seconds']:.1f} s")
     return result
@@ -305,8 +297,7 @@ def run_benchmarks(
     """
     chosen = _validate_preset(preset if preset is not None else ("quick" if quick else "full"))
     names = _offering(validate_cases(cases), chosen, chosen_by_name=cases is not None)
-    if repeats is not None:
-        harness.check_repeats(repeats)
+    _check_repeats(repeats)
     if out is not None:
         report.check_output(out, overwrite)
     log = _logger(progress)

@@ -26,12 +26,14 @@ its name in :data:`nima_lessons.course.bench.PLANNED_CASES` sets its place in th
     or ``None`` when the trial was skipped, so later trials can depend on it.
     Whatever the generator holds open (a cluster, a ``with`` block) stays open while
     its trials are measured.
-``claims(rows, params)``, optional
-    Returns the claims checked on the rows, each made with :func:`claim`.
+``claims(rows, params, comparisons)``, optional
+    Returns the claims checked on the rows, each made with :func:`claim`; ``comparisons``
+    are the ratios the runner made (find one with :func:`find_ratio`).
 ``notes``, ``source``, ``figure``, ``comparisons``, optional
     Fixed notes; figures quoted from elsewhere; the function drawing the case's PNG
     (a ``case -> matplotlib.figure.Figure`` callable from
-    :mod:`nima_lessons.course.plotting`, default one bar per row); a
+    :mod:`nima_lessons.course.plotting`; by default
+    :func:`~nima_lessons.course.plotting.plot_bench_bars`, one bar per row); a
     ``rows -> comparisons`` function for ratios beyond anchor / ours.
 
 A minimal case::
@@ -86,6 +88,7 @@ __all__ = [
     "Trials",
     "claim",
     "comparison",
+    "find_ratio",
     "presets",
     "run_case",
 ]
@@ -159,12 +162,6 @@ class Context:
             self.log(text)
 
 
-def _bars(case: Mapping[str, Any]) -> Any:
-    from nima_lessons.course.plotting import plot_bench_bars
-
-    return plot_bench_bars(case)
-
-
 @dataclass(frozen=True)
 class Case:
     """A benchmark case (see the module docstring for each field)."""
@@ -174,10 +171,10 @@ class Case:
     presets: Mapping[Preset, Mapping[str, Any]]
     repeats: Mapping[Preset, int]
     trials: Callable[[Context], Trials]
-    claims: Callable[[list[dict], Mapping[str, Any]], list[dict]] | None = None
+    claims: Callable[[list[dict], Mapping[str, Any], list[dict]], list[dict]] | None = None
     notes: Sequence[str] = ()
     source: Mapping[str, Any] | None = None
-    figure: Callable[[Mapping[str, Any]], Any] = _bars
+    figure: Callable[[Mapping[str, Any]], Any] | None = None
     comparisons: Callable[[list[dict]], list[dict]] | None = None
 
 
@@ -240,29 +237,52 @@ def comparison(
     }
 
 
-def _shares_params(other: Mapping, ours: Mapping) -> bool:
-    return all(
-        ours["params"].get(key) == value
-        for key, value in other["params"].items()
-        if value is not None
+def find_ratio(comparisons: Sequence[Mapping], metric: str = "seconds", **match: Any) -> Any:
+    """Return the ratio of the first comparison on ``metric`` with the given fields, else ``None``.
+
+    Parameters
+    ----------
+    comparisons : sequence of dict
+        Comparisons as made by :func:`comparison` (a case's ``comparisons``).
+    metric : str
+        The figure compared, e.g. ``"seconds"`` or ``"peak_rss_bytes"``.
+    **match
+        Fields the comparison must have, e.g. ``operation="median"`` or
+        ``anchor="nima (command line)"``.
+
+    Returns
+    -------
+    float or None
+        Its ``ratio`` (anchor / ours), ``None`` when no comparison matches.
+
+    Examples
+    --------
+    >>> find_ratio([{"operation": "op", "metric": "seconds", "ratio": 2.0}], operation="op")
+    2.0
+    """
+    return next(
+        (
+            item["ratio"]
+            for item in comparisons
+            if item["metric"] == metric and all(item[key] == value for key, value in match.items())
+        ),
+        None,
     )
 
 
 def _compare_rows(rows: list[dict], compare: Mapping[int, tuple[str, ...]]) -> list[dict]:
-    found = []
-    for ours in (row for row in rows if row["role"] == "ours"):
-        for other in rows:
-            if (
-                other["role"] != "ours"
-                and other["operation"] == ours["operation"]
-                and _shares_params(other, ours)
-            ):
-                found += [
-                    comparison(other, ours, metric)
-                    for metric in compare[id(ours)]
-                    if row_value(other, metric) is not None
-                ]
-    return found
+    """Compare each ``ours`` row with every other row of its operation sharing its parameters."""
+    return [
+        comparison(other, ours, metric)
+        for ours in rows
+        if ours["role"] == "ours"
+        for other in rows
+        if other["role"] != "ours"
+        and other["operation"] == ours["operation"]
+        and all(ours["params"].get(k) == v for k, v in other["params"].items() if v is not None)
+        for metric in compare[id(ours)]
+        if row_value(other, metric) is not None
+    ]
 
 
 def _measure(trial: Trial, context: Context) -> dict | None:
@@ -360,7 +380,7 @@ def run_case(
         except StopIteration:
             comparisons = _compare_rows(rows, compare)
             comparisons += case.comparisons(rows) if case.comparisons else []
-            claims = case.claims(rows, params) if case.claims else []
+            claims = case.claims(rows, params, comparisons) if case.claims else []
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"
             log(f"failed: {error}")

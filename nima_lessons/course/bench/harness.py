@@ -6,6 +6,7 @@ high-water mark of a fresh Python process that runs one job and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.metadata
@@ -42,21 +43,9 @@ __all__ = [
 ]
 
 #: Distributions whose versions are recorded with every result.
-PACKAGES = (
-    "nima-lessons",
-    "numpy",
-    "scipy",
-    "dask",
-    "distributed",
-    "dask-image",
-    "xarray",
-    "zarr",
-    "numba",
-    "scikit-image",
-    "psutil",
-    "connected-components-3d",
-    "opencv-python-headless",
-    "opencv-python",
+PACKAGES = tuple(
+    "nima-lessons numpy scipy dask distributed dask-image xarray zarr numba scikit-image psutil "
+    "connected-components-3d opencv-python-headless opencv-python".split()
 )
 
 #: Bytes in one megabyte, the unit of every throughput figure (MB/s).
@@ -171,13 +160,6 @@ def time_repeats(
     return summarize(seconds)
 
 
-def current_rss_bytes() -> int:
-    """Return the resident set size of this process now, in bytes."""
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
 def peak_rss_bytes() -> int | None:
     """Return the resident-set high-water mark of this process, in bytes.
 
@@ -199,14 +181,6 @@ def peak_rss_bytes() -> int | None:
         return getattr(psutil.Process().memory_info(), "peak_wset", None)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-def _reset_peak_rss() -> None:
-    """Lower the high-water mark to the current resident set, where Linux allows it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def profile_job(
@@ -233,11 +207,14 @@ def profile_job(
         ``seconds`` (a summary), ``baseline_rss_bytes``, ``peak_rss_bytes``,
         ``work_rss_bytes`` (peak - baseline) and ``metrics``.
     """
+    import psutil
+
     metrics: dict[str, Any] = {}
     kept: list[Any] = []
     gc.collect()
-    _reset_peak_rss()
-    baseline = current_rss_bytes()
+    with contextlib.suppress(OSError):  # lower the high-water mark to now, where Linux allows it
+        Path("/proc/self/clear_refs").write_text("5")
+    baseline = int(psutil.Process().memory_info().rss)
     seconds = time_repeats(work, repeats, warmup=warmup, record=kept.append if record else None)
     peak = peak_rss_bytes()
     if record is not None:
@@ -277,13 +254,9 @@ def profile_prepared(target: str, kwargs: dict, repeats: int) -> dict:
     2
     """
     prepared = _import(target)(**kwargs)
-    if isinstance(prepared, Work):
-        work = prepared
-    elif callable(prepared):
-        work = Work(prepared)
-    else:
-        work = Work(lambda: prepared)
-    return profile_job(work.run, repeats, work.warmup, work.record)
+    if not isinstance(prepared, Work):
+        prepared = Work(prepared if callable(prepared) else lambda: prepared)
+    return profile_job(prepared.run, repeats, prepared.warmup, prepared.record)
 
 
 def run_in_subprocess(target: str, kwargs: dict, timeout_seconds: float = 900) -> dict:
@@ -403,12 +376,10 @@ def copy_bandwidth(n_bytes: int = 256 * MEGABYTE, repeats: int = 5) -> dict:
 
 def package_versions() -> dict[str, str | None]:
     """Return the installed version of each distribution in :data:`PACKAGES`."""
-    versions: dict[str, str | None] = {}
+    versions: dict[str, str | None] = dict.fromkeys(PACKAGES)
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
     return versions
 
 

@@ -34,6 +34,11 @@ def _graph_figures(stack: Any) -> dict:
     return {"graph_layers": len(stack.__dask_graph__().layers), "chunks": int(stack.numblocks[0])}
 
 
+def _compute_frame(kept: dict, index: int) -> Any:
+    """Compute one frame of the stack built last, without threads: the graph's own overhead."""
+    return kept["stack"][index].compute(scheduler="synchronous")
+
+
 def _trials(context: Context) -> Trials:
     from nima_lessons.course.synthetic import (
         mandelbrot_frame,
@@ -48,14 +53,8 @@ def _trials(context: Context) -> Trials:
         params = {"n_frames": n_frames, "shape": list(shape), "frame": index}
         render = functools.partial(mandelbrot_frame, index, shape=shape)
         # The warm-up compiles the renderer, as computing the stacks does.
-        yield Trial(
-            "compute one frame",
-            "mandelbrot_frame (numpy)",
-            "reference",
-            params,
-            run=render,
-            warmup=render,
-        )
+        reference = "mandelbrot_frame (numpy)"
+        yield Trial("compute one frame", reference, "reference", params, run=render, warmup=render)
         for role, name, build in (
             ("anchor", CLASSIC, mandelbrot_stack_delayed),
             ("ours", BLOCKWISE, mandelbrot_stack),
@@ -72,31 +71,19 @@ def _trials(context: Context) -> Trials:
                 kept["stack"] = stack  # the last one built, computed below
                 return _graph_figures(stack)
 
-            built = yield Trial(
-                "build",
-                name,
-                role,
-                params,
-                run=functools.partial(build, n_frames, shape=shape),
-                record=keep,
-                compare=("seconds", "graph_layers"),
-            )
+            run = functools.partial(build, n_frames, shape=shape)
+            compare = ("seconds", "graph_layers")
+            built = yield Trial("build", name, role, params, run=run, record=keep, compare=compare)
+            one_frame = functools.partial(_compute_frame, kept, index)
             computed = yield Trial(
-                "compute one frame",
-                name,
-                role,
-                params,
-                metrics=built["metrics"],
-                run=lambda kept=kept, index=index: kept["stack"][index].compute(
-                    scheduler="synchronous"
-                ),
+                "compute one frame", name, role, params, run=one_frame, metrics=built["metrics"]
             )
             if role == "anchor":
                 total = built["seconds"]["median"] + computed["seconds"]["median"]
                 classic_per_frame = total / n_frames
 
 
-def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+def _claims(rows: list[dict], params: Mapping[str, Any], comparisons: list[dict]) -> list[dict]:
     builds = sorted(
         (row for row in rows if row["implementation"] == BLOCKWISE and row["operation"] == "build"),
         key=lambda row: row["params"]["n_frames"],

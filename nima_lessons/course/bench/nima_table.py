@@ -7,8 +7,8 @@ median of one plane per dtype against a memory copy of that plane (and ``cv2.med
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
+from functools import partial
 from itertools import count
 from typing import Any
 
@@ -17,7 +17,15 @@ import numpy as np
 import xarray as xr
 
 from nima_lessons.course import plotting
-from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
+from nima_lessons.course.bench.case import (
+    Case,
+    Context,
+    Trial,
+    Trials,
+    claim,
+    find_ratio,
+    presets,
+)
 
 __all__ = ["CASE", "make_stack"]
 
@@ -26,6 +34,8 @@ KERNEL_DTYPES = ("uint8", "uint16", "float32", "float64")
 #: ``cv2.medianBlur`` takes a 3x3 square on these dtypes only.
 _CV2_DTYPES = ("uint8", "uint16", "float32")
 _DIMS = ("T", "C", "Z", "Y", "X")
+_FRAME = ("C", "Y", "X")
+_OURS = "nima_lessons"
 
 
 def make_stack(
@@ -40,17 +50,11 @@ def make_stack(
     height, width = shape
     planes = rng.uniform(100.0, 4000.0, size=(n_t, n_c, 1, height, width))
     channels = {"C": [f"c{c}" for c in range(n_c)]}
-    image = xr.DataArray(
-        da.from_array(planes, chunks=(1, 1, 1, height, width)),
-        dims=_DIMS,
-        coords=channels,
-        name="image",
-    )
-    dark = xr.DataArray(
-        rng.uniform(5.0, 50.0, size=(n_c, height, width)), dims=("C", "Y", "X"), coords=channels
-    )
-    flat = xr.DataArray(
-        rng.uniform(0.8, 1.2, size=(n_c, height, width)), dims=("C", "Y", "X"), coords=channels
+    chunks = (1, 1, 1, height, width)
+    image = xr.DataArray(da.from_array(planes, chunks), dims=_DIMS, coords=channels, name="image")
+    dark, flat = (
+        xr.DataArray(rng.uniform(low, high, (n_c, height, width)), dims=_FRAME, coords=channels)
+        for low, high in ((5.0, 50.0), (0.8, 1.2))
     )
     return image, dark, flat
 
@@ -99,46 +103,38 @@ def _cv2_median(plane: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(plane, 3)
 
 
+def _matches_ours(plane: np.ndarray, result: np.ndarray) -> dict:
+    from nima_lessons.pipeline import median_plane
+
+    return {"matches_ours": bool(np.array_equal(result, median_plane(plane, "square", 1)))}
+
+
 def _kernel_trials(shape: tuple[int, int]) -> Trials:
     """Our median of one plane per dtype and footprint, against copying the plane and OpenCV."""
     from nima_lessons.pipeline import median_plane
 
-    rng = np.random.default_rng(1)
+    rng, operation = np.random.default_rng(1), "median kernel"
     for dtype in KERNEL_DTYPES:
         plane = (rng.random(shape) * 250).astype(dtype)
-        params = {"dtype": dtype, "shape": list(shape)}
+        params, size = {"dtype": dtype, "shape": list(shape)}, {"n_bytes": plane.nbytes}
         copied = yield Trial(
-            "median kernel",
-            "memory copy (numpy)",
-            "reference",
-            params,
-            run=plane.copy,
-            n_bytes=plane.nbytes,
+            operation, "memory copy (numpy)", "reference", params, run=plane.copy, **size
         )
         for footprint in ("disk", "square"):
-            median = functools.partial(median_plane, plane, footprint, 1)
-            ours = yield Trial(
-                "median kernel",
-                "nima_lessons",
-                "ours",
-                {**params, "footprint": footprint},
-                run=median,
-                warmup=median,
-                n_bytes=plane.nbytes,
-            )
+            median = partial(median_plane, plane, footprint, 1)
+            at = {**params, "footprint": footprint}
+            ours = yield Trial(operation, _OURS, "ours", at, run=median, warmup=median, **size)
             ours["metrics"]["times_copy"] = ours["seconds"]["median"] / copied["seconds"]["median"]
         if dtype in _CV2_DTYPES:
             yield Trial(
-                "median kernel",
+                operation,
                 "cv2.medianBlur",
                 "anchor",
                 {**params, "footprint": "square"},
-                run=functools.partial(_cv2_median, plane),
-                n_bytes=plane.nbytes,
+                run=partial(_cv2_median, plane),
+                record=partial(_matches_ours, plane),
                 requires=("cv2",),
-                record=lambda result, plane=plane: {
-                    "matches_ours": bool(np.array_equal(result, median_plane(plane, "square", 1)))
-                },
+                **size,
             )
 
 
@@ -147,68 +143,40 @@ def _trials(context: Context) -> Trials:
     image, dark, flat = make_stack(n_t, n_c, shape)
     n_bytes = n_c * shape[0] * shape[1] * 8
     params = {"n_t": n_t, "n_c": n_c, "shape": list(shape), "chunks": [1, 1, 1, *shape]}
-    yield Trial(
-        "memory copy",
-        "numpy",
-        "reference",
-        params,
-        seconds=[n_bytes / 1e6 / context.copy_MBps],
-        n_bytes=n_bytes,
-    )
-    median_pair = (anchor_median(image), our_median(image))
-    steps = {
-        "shading": ("xarray", anchor_shading(image, dark, flat), our_shading(image, dark, flat)),
-        "median": ("xarray + dask-image", *median_pair),
-    }
-    agreement = {}
-    for operation, (anchor_name, anchor, ours) in steps.items():
-        expected, got = anchor.isel(T=0).values, ours.isel(T=0).values
-        same = (
-            np.array_equal(expected, got)
-            if operation == "median"
-            else np.allclose(expected, got, rtol=1e-12)
-        )
-        agreement[operation] = {"matches_anchor": bool(same)}
-        for role, name, lazy in (("anchor", anchor_name, anchor), ("ours", "nima_lessons", ours)):
-            yield Trial(
-                operation,
-                name,
-                role,
-                params,
-                n_bytes=n_bytes,
-                metrics=agreement[operation],
-                **_per_time_point(lazy, n_t),
-            )
-    for role, name, lazy in (
-        ("anchor", "xarray + dask-image", median_pair[0]),
-        ("ours", "nima_lessons", median_pair[1]),
-    ):
+    copy_seconds = [n_bytes / 1e6 / context.copy_MBps]
+    yield Trial("memory copy", "numpy", "reference", params, seconds=copy_seconds, n_bytes=n_bytes)
+    shaded = {"xarray": anchor_shading(image, dark, flat), _OURS: our_shading(image, dark, flat)}
+    medians = {"xarray + dask-image": anchor_median(image), _OURS: our_median(image)}
+    roles, agreement = ("anchor", "ours"), {}
+    for operation, ways in {"shading": shaded, "median": medians}.items():
+        expected, got = (lazy.isel(T=0).values for lazy in ways.values())
+        same = np.array_equal if operation == "median" else partial(np.allclose, rtol=1e-12)
+        metrics = agreement[operation] = {"matches_anchor": bool(same(expected, got))}
+        for (name, lazy), role in zip(ways.items(), roles, strict=True):
+            timed = _per_time_point(lazy, n_t)
+            yield Trial(operation, name, role, params, n_bytes=n_bytes, metrics=metrics, **timed)
+    repeats = max(1, min(context.repeats, 3))
+    for (name, lazy), role in zip(medians.items(), roles, strict=True):
         # Every plane computed and kept as its own block (persist), as a next step takes them.
         yield Trial(
             "median (whole stack)",
             name,
             role,
             params,
+            repeats=repeats,
+            n_bytes=n_bytes * n_t,
             run=lambda lazy=lazy: lazy.data.persist(),
             warmup=lambda lazy=lazy: lazy.isel(T=0).compute(),
-            repeats=max(1, min(context.repeats, 3)),
-            n_bytes=n_bytes * n_t,
             metrics=agreement["median"],
         )
     yield from _kernel_trials(shape)
 
 
-def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
-    def ratio(operation: str) -> float | None:
-        found = {
-            row["role"]: row["seconds"]["median"] for row in rows if row["operation"] == operation
-        }
-        return found["anchor"] / found["ours"] if found.get("ours") else None
-
+def _claims(rows: list[dict], params: Mapping[str, Any], comparisons: list[dict]) -> list[dict]:
     claims = [
         claim(
             f"ours computes a {operation} time point no slower than the anchor (anchor / ours)",
-            ratio(operation),
+            find_ratio(comparisons, operation=operation),
             1.0,
         )
         for operation in ("shading", "median")
@@ -218,7 +186,7 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
         claim(
             "ours filters the whole stack with the radius-1 disk median at least 20x the "
             "throughput of dask-image's median_filter (anchor / ours)",
-            ratio("median (whole stack)"),
+            find_ratio(comparisons, operation="median (whole stack)"),
             20.0,
         ),
     ]

@@ -32,13 +32,11 @@ def _trials(context: Context) -> Trials:
     whole = gaussian(image)
     exact_depth = overlap_for(gaussian)
     base = {"size_px": size_px, "sigma_px": params["sigma_px"], "scheduler": scheduler}
+    at_whole = {**base, "tile_px": None, "depth_px": None}
+    figures = {"relative_to_whole": 1.0, "extra_pixels_fraction": 0.0, "max_error": 0.0}
+    run = functools.partial(gaussian, image)
     whole_row = yield Trial(
-        "gaussian",
-        "scipy whole image",
-        "anchor",
-        {**base, "tile_px": None, "depth_px": None},
-        run=functools.partial(gaussian, image),
-        metrics={"relative_to_whole": 1.0, "extra_pixels_fraction": 0.0, "max_error": 0.0},
+        "gaussian", "scipy whole image", "anchor", at_whole, run=run, metrics=figures
     )
     for tile_px in params["tiles_px"]:
         for depth_px in params["depths_px"]:
@@ -56,16 +54,15 @@ def _trials(context: Context) -> Trials:
                     "exact_depth": depth_px >= exact_depth,
                 },
             )
-            row["metrics"]["relative_to_whole"] = (
-                row["seconds"]["median"] / whole_row["seconds"]["median"]
-            )
+            relative = row["seconds"]["median"] / whole_row["seconds"]["median"]
+            row["metrics"]["relative_to_whole"] = relative
     context.note(
         f"The gaussian (sigma {params['sigma_px']:g} px, truncated at {TRUNCATE:g} sigma) reaches "
         f"{exact_depth} px: from that depth on the tiled result equals the whole-image one."
     )
 
 
-def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+def _claims(rows: list[dict], params: Mapping[str, Any], comparisons: list[dict]) -> list[dict]:
     exact = [row["metrics"]["max_error"] for row in rows if row["metrics"].get("exact_depth")]
     if not exact:
         return []

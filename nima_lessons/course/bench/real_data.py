@@ -35,7 +35,7 @@ from nima_lessons.course.bench.case import (
     Trial,
     Trials,
     claim,
-    comparison,
+    find_ratio,
     presets,
 )
 from nima_lessons.course.bench.harness import Work, child_env
@@ -178,12 +178,6 @@ class CommandRun(NamedTuple):
     peak_rss_bytes: int | None
 
 
-def _command_failed(argv: Sequence[str], cwd: Path, why: str, errors: bytes) -> CommandFailed:
-    lines = errors.decode(errors="replace").strip().splitlines()
-    last = lines[-1].strip() if lines else "no error output"
-    return CommandFailed(f"`{' '.join(argv)}` in {cwd} {why}: {last}")
-
-
 def run_command(
     argv: Sequence[str | os.PathLike],
     cwd: Path,
@@ -238,19 +232,21 @@ def run_command(
                 starter, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=errors,
                 timeout=timeout_s + 60, check=False,
             )  # fmt: skip
+            report = json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else None
         except subprocess.TimeoutExpired:
-            done = None
+            report = None
         errors.seek(0)
-        error_text = errors.read()
-    report = json.loads(done.stdout.splitlines()[-1]) if done and done.returncode == 0 else None
+        lines = errors.read().decode(errors="replace").strip().splitlines()
     if report is None:
-        raise _command_failed(argv, cwd, "could not be run", error_text)
-    if report["timed_out"]:
-        raise _command_failed(argv, cwd, f"did not finish in {timeout_s:g} s", error_text)
-    if report["returncode"] != 0:
+        why = "could not be run"
+    elif report["timed_out"]:
+        why = f"did not finish in {timeout_s:g} s"
+    elif report["returncode"] != 0:
         why = f"failed (exit status {report['returncode']})"
-        raise _command_failed(argv, cwd, why, error_text)
-    return CommandRun(report["seconds"], report["peak"])
+    else:
+        return CommandRun(report["seconds"], report["peak"])
+    last = lines[-1].strip() if lines else "no error output"
+    raise CommandFailed(f"`{' '.join(argv)}` in {cwd} {why}: {last}")
 
 
 def nima_table(result: Any) -> pd.DataFrame:
@@ -514,7 +510,7 @@ def _trials(context: Context) -> Trials:
         )
 
 
-def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+def _claims(rows: list[dict], params: Mapping[str, Any], comparisons: list[dict]) -> list[dict]:
     """Agreement with nima's tables for each row that checks it; whole command against nima's."""
     found = [
         claim(
@@ -527,24 +523,14 @@ def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
         for row in rows
         if "agrees_with_nima" in row["metrics"]
     ]
-    named = {row["implementation"]: row for row in rows}
-    if NIMA_COMMAND in named and OUR_COMMAND in named:
-        nima, ours = named[NIMA_COMMAND], named[OUR_COMMAND]
-        found.append(
-            claim(
-                "our command line is faster than nima's on its sample (anchor / ours seconds)",
-                comparison(nima, ours)["ratio"],
-                1.0,
-            )
-        )
-        if nima["peak_rss_bytes"] and ours["peak_rss_bytes"]:
-            found.append(
-                claim(
-                    "our command line needs less memory than nima's (anchor / ours peak RSS)",
-                    comparison(nima, ours, "peak_rss_bytes")["ratio"],
-                    1.0,
-                )
-            )
+    commands = {"anchor": NIMA_COMMAND, "ours": OUR_COMMAND}
+    for metric, text in (
+        ("seconds", "is faster than nima's on its sample (anchor / ours seconds)"),
+        ("peak_rss_bytes", "needs less memory than nima's (anchor / ours peak RSS)"),
+    ):
+        ratio = find_ratio(comparisons, metric, **commands)
+        if ratio is not None:
+            found.append(claim(f"our command line {text}", ratio, 1.0))
     return found
 
 

@@ -67,12 +67,15 @@ def write_report(results: dict, out: str | Path, overwrite: bool = False) -> dic
     """
     import matplotlib.pyplot as plt
 
+    from nima_lessons.course.plotting import plot_bench_bars
+
     folder = check_output(out, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     plots = {}
     for name, case in results["cases"].items():
         if case.get("rows"):
             draw = importlib.import_module(f"nima_lessons.course.bench.{name}").CASE.figure
+            draw = draw or plot_bench_bars
             figure = draw(case)
             figure.set_figwidth(max(figure.get_figwidth(), 8.0))  # room for the title
             figure.suptitle(case["title"])
@@ -135,12 +138,8 @@ def _text(values: Mapping[str, Any], numbers: bool = False) -> str:
 
 
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
-    text = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return (
-        text
-        + ["| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in lines]
-        + [""]
-    )
+    body = ["| " + " | ".join(cell.replace("|", "/") for cell in line) + " |" for line in lines]
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header), *body, ""]
 
 
 def _machine_lines(machine: Mapping[str, Any]) -> list[str]:
@@ -180,7 +179,7 @@ def _case_lines(index: int, name: str, case: Mapping[str, Any], plot: str | None
     if case.get("source"):
         lines += ["Figures quoted from the source:", ""]
         lines += [f"- {key}: {value}" for key, value in case["source"].items()] + [""]
-    header = ["operation", "implementation", "role", "parameters", "median s", "min s", "max s"]
+    header = "operation|implementation|role|parameters|median s|min s|max s|peak RSS MB|work MB"
     body = []
     for row in case.get("rows", []):
         seconds = row["seconds"] or {}
@@ -191,7 +190,7 @@ def _case_lines(index: int, name: str, case: Mapping[str, Any], plot: str | None
             + [_text(row["metrics"], numbers=True)]
         )
     if body:
-        lines += _table([*header, "peak RSS MB", "work MB", "other figures"], body)
+        lines += _table([*header.split("|"), "other figures"], body)
     if case.get("comparisons"):
         lines += [
             "Each ratio is the first value over the second: above 1, the second is faster "
@@ -199,15 +198,7 @@ def _case_lines(index: int, name: str, case: Mapping[str, Any], plot: str | None
             "",
         ]
         lines += _table(
-            [
-                "operation",
-                "parameters",
-                "figure",
-                "ratio of",
-                "anchor value",
-                "ours value",
-                "ratio",
-            ],
+            "operation|parameters|figure|ratio of|anchor value|ours value|ratio".split("|"),
             [
                 [item["operation"], _text(item["params"]), item["metric"], item["what"]]
                 + [_number(item[key]) for key in ("anchor_value", "ours_value", "ratio")]

@@ -102,22 +102,14 @@ def _trials(context: Context) -> Trials:
         # A LocalCluster warns about the arrays embedded in the graph: that cost is shown here.
         with warnings.catch_warnings(), _scheduler(scheduler, cores):
             warnings.simplefilter("ignore", UserWarning)
+            on = {"scheduler": scheduler, "workers": cores}
             if scheduler == "distributed":
                 started = [time.perf_counter() - start]
-                yield Trial(
-                    "start",
-                    "LocalCluster",
-                    "reference",
-                    {"scheduler": scheduler, "workers": cores},
-                    seconds=started,
-                )
+                yield Trial("start", "LocalCluster", "reference", on, seconds=started)
             for workload, roles in jobs.items():
                 sizes = params["stack"] if workload == NIMA_WORKLOAD else params["mask"]
-                for role, (implementation, compute) in roles.items():
-                    row_params = {"scheduler": scheduler, "workers": cores, **sizes}
-                    yield Trial(
-                        workload, implementation, role, row_params, run=compute, first_run=True
-                    )
+                for role, (name, compute) in roles.items():
+                    yield Trial(workload, name, role, {**on, **sizes}, run=compute, first_run=True)
     context.note(
         f"{cores} workers (threads, processes, or one-thread LocalCluster workers). "
         "first_run_seconds is the first computation (worker start-up, imports, compilation); "
@@ -132,19 +124,16 @@ def _speedups(rows: list[dict]) -> list[dict]:
         for row in rows
         if row["params"]["scheduler"] == "synchronous"
     }
+    what = "synchronous / {}: speed-up over one core"
     return [
-        comparison(
-            serial[key],
-            row,
-            what=f"synchronous / {row['params']['scheduler']}: speed-up over one core",
-        )
+        comparison(serial[key], row, what=what.format(row["params"]["scheduler"]))
         for row in rows
         if row["params"]["scheduler"] != "synchronous"
         and (key := (row["operation"], row["implementation"])) in serial
     ]
 
 
-def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+def _claims(rows: list[dict], params: Mapping[str, Any], comparisons: list[dict]) -> list[dict]:
     medians = {
         row["params"]["scheduler"]: row["seconds"]["median"]
         for row in rows

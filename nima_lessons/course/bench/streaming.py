@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,11 +114,14 @@ def _trials(context: Context) -> Trials:
         )
 
 
-def streaming_claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
+def streaming_claims(
+    rows: list[dict], params: Mapping[str, Any], comparisons: Sequence[dict] = ()
+) -> list[dict]:
     """Check the streaming claims on the rows of a run (none with fewer than two ``params["n_t"]``).
 
     The streaming peak grows from the smallest to the largest T by at most
     :data:`STREAMING_PEAK_LIMIT`, and the load-all peak grows more than that.
+    The runner's ``comparisons`` (same T, load-all / streaming) are not used.
     """
     counts = sorted(params["n_t"])
     if len(counts) < 2:

@@ -135,15 +135,13 @@ def _trials(context: Context) -> Trials:
                         "faster than the number of blocks."
                     )
                     continue
+                job = {"mask_path": str(path), "implementation": name, "chunk_px": chunk_px}
                 yield Trial(
                     "label",
                     name,
                     role,
                     {"size_px": size_px, "chunk_px": chunk_px},
-                    job=(
-                        f"{__name__}:prepare_label",
-                        {"mask_path": str(path), "implementation": name, "chunk_px": chunk_px},
-                    ),
+                    job=(f"{__name__}:prepare_label", job),
                     # dask-image takes minutes at 64 blocks: one timing is enough there.
                     repeats=1 if name == "dask_image" else None,
                     compare=("seconds", "peak_rss_bytes"),
@@ -177,27 +175,14 @@ def speed_claims(comparisons: list[dict]) -> list[dict]:
     ]
 
 
-def _claims(rows: list[dict], params: Mapping[str, Any]) -> list[dict]:
-    from nima_lessons.course.bench.case import comparison
+def _claims(rows: list[dict], params: Mapping[str, Any], comparisons: list[dict]) -> list[dict]:
+    def count(row: dict) -> tuple[int, int]:
+        return row["params"]["size_px"], row["metrics"]["n_labels"]
 
-    scipy_counts = {
-        row["params"]["size_px"]: row["metrics"]["n_labels"]
-        for row in rows
-        if row["implementation"] == "scipy"
-    }
-    agree = all(
-        row["metrics"]["n_labels"] == scipy_counts[row["params"]["size_px"]] for row in rows
-    )
-    anchors = [
-        row
-        for row in rows
-        if row["implementation"] in TARGETS and row["params"]["size_px"] == TARGET_SIZE[0]
-    ]
-    ours = [
-        row for row in rows if row["role"] == "ours" and row["params"]["chunk_px"] == TARGET_SIZE[1]
-    ]
-    targets = speed_claims([comparison(anchor, row) for anchor in anchors for row in ours])
-    return [claim("every labelling finds scipy's number of objects", float(agree), 1.0), *targets]
+    scipy_counts = dict(count(row) for row in rows if row["implementation"] == "scipy")
+    agree = all(scipy_counts[size_px] == n for size_px, n in map(count, rows))
+    agreement = claim("every labelling finds scipy's number of objects", float(agree), 1.0)
+    return [agreement, *speed_claims(comparisons)]
 
 
 CASE = Case(
