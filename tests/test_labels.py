@@ -360,4 +360,3 @@ def test_structure_joins_diagonal_pixels_only_with_full_connectivity():
 def test_structure_rejects_bad_connectivity(ndim):
     with pytest.raises(ValueError, match=r"connectivity|dimension"):
         label_structure(ndim, 3)
-
