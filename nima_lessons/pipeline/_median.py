@@ -309,7 +309,9 @@ def _uses_kernel(plane: np.ndarray, radius: int) -> bool:
     return radius == 1 and plane.ndim == 2 and plane.dtype in _KERNEL_DTYPES
 
 
-def median_plane(plane: np.ndarray, footprint: str = "disk", radius: int = 1) -> np.ndarray:
+def median_plane(
+    plane: np.ndarray, footprint: str = "disk", radius: int = 1, *, threads: int | None = None
+) -> np.ndarray:
     """Median-filter one 2-D plane, bit-identical to ``scipy.ndimage.median_filter``.
 
     The radius-1 disk and the 3x3 square of integer and float32/float64
@@ -329,6 +331,11 @@ def median_plane(plane: np.ndarray, footprint: str = "disk", radius: int = 1) ->
         Neighbourhood shape, see :func:`make_footprint`.
     radius : int
         Neighbourhood radius in pixels; 0 returns a copy.
+    threads : int, optional
+        How many threads filter the plane's row bands. Default: one per CPU
+        core for a plane of 2**20 pixels or more filtered from the main
+        thread, else 1. :func:`median` passes 1: dask already filters planes
+        side by side, and its synchronous scheduler means one core.
 
     Returns
     -------
@@ -339,7 +346,7 @@ def median_plane(plane: np.ndarray, footprint: str = "disk", radius: int = 1) ->
     Raises
     ------
     ValueError
-        If ``plane`` is not 2-D, or ``footprint`` or ``radius`` is invalid.
+        If ``plane`` is not 2-D, or ``footprint``, ``radius`` or ``threads`` is invalid.
 
     Notes
     -----
@@ -350,7 +357,8 @@ def median_plane(plane: np.ndarray, footprint: str = "disk", radius: int = 1) ->
     ``+0.0`` zeros, as scipy does.
 
     A plane of 2**20 pixels or more filtered from the main thread is split
-    into bands of rows filtered on as many threads as there are CPU cores.
+    into bands of rows filtered on as many threads as there are CPU cores
+    (``threads`` overrides this).
 
     Examples
     --------
@@ -364,12 +372,18 @@ def median_plane(plane: np.ndarray, footprint: str = "disk", radius: int = 1) ->
     plane = np.asarray(plane)
     if plane.ndim != 2:
         raise ValueError(f"plane must be 2-D (Y, X), got shape {plane.shape}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+    ):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
     if plane.dtype in _WIDENED:
-        widened = median_plane(plane.astype(_WIDENED[plane.dtype]), footprint, radius)
+        widened = median_plane(
+            plane.astype(_WIDENED[plane.dtype]), footprint, radius, threads=threads
+        )
         return widened.astype(plane.dtype)
     if not _uses_kernel(plane, radius):
         return ndi.median_filter(plane, footprint=shape, mode="reflect")
-    return _filter_with_kernel(plane, footprint, _band_count(plane))
+    return _filter_with_kernel(plane, footprint, _band_count(plane) if threads is None else threads)
 
 
 def _filter_with_kernel(plane: np.ndarray, footprint: str, bands: int) -> np.ndarray:
@@ -411,11 +425,9 @@ def median(im: xr.DataArray, footprint: str = "disk", radius: int = 1) -> xr.Dat
     2
     """
     make_footprint(footprint, radius)
+    # One thread per plane: dask's scheduler decides how many planes run at once.
+    kwargs = {"footprint": footprint, "radius": radius, "threads": 1}
     if is_tiled(im):
         # Each output pixel sees only pixels within ``radius``: overlapping tiles are exact.
-        return apply_overlapped(
-            median_plane, im, int(radius), kwargs={"footprint": footprint, "radius": radius}
-        )
-    return apply_per_plane(
-        median_plane, im, kwargs={"footprint": footprint, "radius": radius}, name="median"
-    )
+        return apply_overlapped(median_plane, im, int(radius), kwargs=kwargs)
+    return apply_per_plane(median_plane, im, kwargs=kwargs, name="median")

@@ -255,11 +255,46 @@ def test_edge_shapes_stay_in_bounds_with_numba_bounds_checks(tmp_path):
         ({"footprint": "ball"}, "footprint"),
         ({"radius": -1}, "radius"),
         ({"radius": 1.5}, "radius"),
+        ({"threads": 0}, "threads"),
+        ({"threads": 1.0}, "threads"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         median_plane(np.zeros((3, 3)), **kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_any_number_of_band_threads_equals_scipy(threads):
+    plane = np.random.default_rng(3).random((257, 129)).astype(np.float32)
+    expected = ndi.median_filter(plane, footprint=make_footprint("disk", 1), mode="reflect")
+    np.testing.assert_array_equal(median_plane(plane, threads=threads), expected)
+
+
+def test_lazy_median_filters_each_plane_on_one_thread(monkeypatch):
+    # Under dask's synchronous scheduler every task runs on the main thread, where
+    # a large plane would otherwise be split into bands over every core.
+    import dask
+
+    from nima_lessons.pipeline import _median
+
+    threads_used = []
+
+    def record(plane, footprint, bands):
+        threads_used.append(bands)
+        return original(plane, footprint, bands)
+
+    original = _median._filter_with_kernel
+    monkeypatch.setattr(_median, "_filter_with_kernel", record)
+    monkeypatch.setattr(_median, "_BAND_MIN_PIXELS", 16)
+    planes = np.random.default_rng(4).random((2, 128, 64))
+    im = xr.DataArray(da.from_array(planes, chunks=(1, 128, 64)), dims=("T", "Y", "X"))
+    with dask.config.set(scheduler="synchronous"):
+        result = median(im).values
+    assert threads_used == [1, 1]
+    assert _median._band_count(planes[0]) > 1 or os.cpu_count() == 1  # eager calls still band
+    expected = ndi.median_filter(planes, footprint=make_footprint("disk", 1)[None], mode="reflect")
+    np.testing.assert_array_equal(result, expected)
 
 
 def test_plane_must_be_two_dimensional():
