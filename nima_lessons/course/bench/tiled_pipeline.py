@@ -18,12 +18,14 @@ for by name::
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from nima_lessons.course import plotting
 from nima_lessons.course.bench.case import Case, Context, Trial, Trials, claim, presets
 from nima_lessons.course.bench.harness import Work
 
@@ -173,6 +175,7 @@ def _trials(context: Context) -> Trials:
 
 CASE = Case(
     title="The whole pipeline on one large stitched plane: tiles against whole planes",
+    figure=functools.partial(plotting.plot_bench_panels, x="size_px", ys=["seconds", "peak_MB"]),
     claim=(
         "In tiles, the pipeline gives the whole-plane cells, with a peak memory that follows "
         "the tile size (under 1.5 GB for a 16,384^2 two-channel plane) and, on two cores, "
