@@ -76,7 +76,7 @@ def segment_nuclei(
         See :func:`nima_lessons.labels.label_structure`.
     watershed : bool
         Split touching nuclei with the distance-transform watershed of the
-        pipeline (:func:`nima_lessons.pipeline._segment.split_touching`,
+        pipeline (:func:`nima_lessons.pipeline.split_touching`,
         h-maxima seeds, flooding with ``connectivity``). The generated nuclei
         never touch, so it changes nothing there; note that it is not
         pixel-local, so tiles then need overlap to agree.

@@ -23,6 +23,7 @@ from nima_lessons.pipeline._segment import (
     label_through_time,
     segment,
     segment_plane,
+    split_touching,
 )
 from nima_lessons.pipeline._shading import shading, shading_plane
 from nima_lessons.pipeline.run import IMAGE_DIMS, PRESETS, PipelineConfig, run_pipeline
@@ -55,6 +56,7 @@ __all__ = [
     "shading",
     "shading_plane",
     "smoothed_ratio_plane",
+    "split_touching",
     "whole_planes",
 ]
 
